@@ -1,0 +1,465 @@
+/* broker_redis.c: every chatd node on one Redis is one chat.
+ *
+ * Two connections per process, as Redis requires: a command connection for PUBLISH
+ * (hiredis pipelines: commands queue in its output buffer and go out in one write per
+ * loop turn) and a subscriber connection that is SUBSCRIBEd only to channels with local
+ * subscribers. Both reconnect on their own with capped exponential backoff and jitter,
+ * and a connect watchdog, since hiredis 0.14 has no timeouts of its own.
+ *
+ * A channel that loses its last local subscriber is unsubscribed in Redis only after it
+ * has stayed unwanted for a while (SUB_LINGER_MS): clients that reconnect do not churn
+ * SUBSCRIBE/UNSUBSCRIBE, and hiredis' per-channel callback table, which an UNSUBSCRIBE
+ * reply clears, is never raced by a quick re-subscribe (one that happens anyway is
+ * re-sent when the UNSUBSCRIBE reply arrives). */
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "broker.h"
+#include "redis_uv.h"
+#include "strmap.h"
+#include "url.h"
+
+#define CONNECT_TIMEOUT_MS 3000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define SUB_LINGER_MS 2000
+#define SWEEP_MS 1000
+
+enum rchan_state { RCHAN_NONE, RCHAN_SUBSCRIBED, RCHAN_UNSUBSCRIBING };
+
+struct rchan {
+	int wanted;
+	enum rchan_state state;
+	uint64_t idle_since;
+};
+
+struct rbroker;
+
+struct rconn {
+	struct rbroker *rb;
+	const char *role;
+	redisAsyncContext *ac; /* non-NULL while connecting or connected */
+	int up;                /* answered PING: usable */
+	unsigned attempt;
+	uv_timer_t timer; /* connect watchdog while connecting, backoff while not */
+	char why[200];
+};
+
+struct rbroker {
+	struct broker base;
+	uv_loop_t *loop;
+	struct redis_url url;
+	struct rconn cmd, sub;
+	struct strmap chans; /* name -> struct rchan */
+	uv_timer_t sweep;
+	int up, closing, open_handles;
+	char status[300];
+};
+
+struct pubreq {
+	broker_done_fn *done;
+	void *arg;
+};
+
+static void rconn_connect(struct rconn *c);
+static void rconn_on_timer(uv_timer_t *t);
+
+static void rb_report(struct rbroker *rb)
+{
+	int up = rb->cmd.up && rb->sub.up;
+	const char *why = rb->base.ops->status(&rb->base);
+
+	if (up == rb->up || rb->closing)
+		return;
+	rb->up = up;
+	if (rb->base.ev->state)
+		rb->base.ev->state(rb->base.ud, up, why);
+}
+
+static void rconn_retry_later(struct rconn *c)
+{
+	unsigned shift = c->attempt < 16 ? c->attempt : 16;
+	uint64_t delay = (uint64_t)BACKOFF_MIN_MS << shift;
+
+	if (c->rb->closing)
+		return;
+	if (delay > BACKOFF_MAX_MS)
+		delay = BACKOFF_MAX_MS;
+	delay = delay / 2 + (uint64_t)rand() % (delay / 2 + 1); /* equal jitter */
+	c->attempt++;
+	uv_timer_start(&c->timer, rconn_on_timer, delay, 0);
+}
+
+static void rconn_set_why(struct rconn *c, const char *what, const char *detail)
+{
+	snprintf(c->why, sizeof c->why, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
+}
+
+static void sub_send(struct rbroker *rb, const char *verb, const char *chan);
+
+static void on_sub_message(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rbroker *rb = priv;
+	redisReply *reply = r, **e;
+	struct rchan *ch;
+
+	(void)ac;
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
+		return;
+	e = reply->element;
+	if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING)
+		return;
+	if (!strcmp(e[0]->str, "message") && e[2]->type == REDIS_REPLY_STRING) {
+		rb->base.ev->message(rb->base.ud, e[1]->str, e[2]->str, e[2]->len);
+		return;
+	}
+	if (!strcmp(e[0]->str, "unsubscribe") && (ch = strmap_get(&rb->chans, e[1]->str))) {
+		if (ch->wanted) { /* wanted again while the UNSUBSCRIBE was in flight */
+			sub_send(rb, "SUBSCRIBE", e[1]->str);
+			ch->state = RCHAN_SUBSCRIBED;
+		} else {
+			free(strmap_del(&rb->chans, e[1]->str));
+		}
+	}
+}
+
+static void sub_send(struct rbroker *rb, const char *verb, const char *chan)
+{
+	if (rb->sub.ac && rb->sub.up)
+		redisAsyncCommand(rb->sub.ac, on_sub_message, rb, "%s %s", verb, chan);
+}
+
+/* After (re)connecting: subscribe every wanted channel, forget the unwanted. */
+static void sub_resubscribe(struct rbroker *rb)
+{
+	const char *name;
+	void *v;
+	char **gone = NULL;
+	size_t ngone = 0;
+
+	for (size_t i = 0; (i = strmap_next(&rb->chans, i, &name, &v));) {
+		struct rchan *ch = v;
+		if (ch->wanted) {
+			sub_send(rb, "SUBSCRIBE", name);
+			ch->state = RCHAN_SUBSCRIBED;
+		} else {
+			char **g = realloc(gone, (ngone + 1) * sizeof *g);
+			if (g) {
+				gone = g;
+				gone[ngone++] = strdup(name);
+			}
+		}
+	}
+	for (size_t i = 0; i < ngone; i++) {
+		if (gone[i])
+			free(strmap_del(&rb->chans, gone[i]));
+		free(gone[i]);
+	}
+	free(gone);
+}
+
+static void on_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct rconn *c = priv;
+
+	if (reply && reply->type == REDIS_REPLY_ERROR && c->ac == ac) {
+		rconn_set_why(c, "AUTH refused", reply->str);
+		redisAsyncDisconnect(ac);
+	}
+}
+
+static void on_ready(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct rconn *c = priv;
+
+	if (!reply || c->ac != ac)
+		return;
+	if (reply->type == REDIS_REPLY_ERROR) {
+		if (!c->why[0] || strncmp(c->why, "AUTH", 4))
+			rconn_set_why(c, "redis refused the connection", reply->str);
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	c->up = 1;
+	c->attempt = 0;
+	c->why[0] = '\0';
+	uv_timer_stop(&c->timer);
+	if (c == &c->rb->sub)
+		sub_resubscribe(c->rb);
+	rb_report(c->rb);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct rconn *c = ac->data;
+
+	if (status == REDIS_OK || c->ac != ac)
+		return;
+	/* hiredis frees ac after this returns. */
+	rconn_set_why(c, "cannot connect", ac->errstr);
+	c->ac = NULL;
+	rconn_retry_later(c);
+	rb_report(c->rb);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct rconn *c = ac->data;
+
+	if (c->ac != ac)
+		return; /* already given up on by the watchdog or broker_free */
+	if (status != REDIS_OK || !c->why[0])
+		rconn_set_why(c, "connection lost", status != REDIS_OK ? ac->errstr : "closed by redis");
+	c->ac = NULL;
+	c->up = 0;
+	if (c == &c->rb->sub) {
+		const char *name;
+		void *v;
+		for (size_t i = 0; (i = strmap_next(&c->rb->chans, i, &name, &v));)
+			((struct rchan *)v)->state = RCHAN_NONE;
+	}
+	rconn_retry_later(c);
+	rb_report(c->rb);
+}
+
+static void rconn_on_timer(uv_timer_t *t)
+{
+	struct rconn *c = t->data;
+	redisAsyncContext *ac = c->ac;
+
+	if (!ac) { /* backoff over: try again */
+		rconn_connect(c);
+		return;
+	}
+	if (c->up)
+		return;
+	rconn_set_why(c, "connect timed out", NULL);
+	c->ac = NULL;
+	redisAsyncFree(ac);
+	rconn_retry_later(c);
+	rb_report(c->rb);
+}
+
+static void rconn_connect(struct rconn *c)
+{
+	struct rbroker *rb = c->rb;
+	const struct redis_url *u = &rb->url;
+	redisAsyncContext *ac;
+
+	ac = u->is_unix ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(u->host, u->port);
+	if (!ac || ac->err) {
+		rconn_set_why(c, "cannot connect", ac ? ac->errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);
+		rconn_retry_later(c);
+		return;
+	}
+	if (redis_uv_attach(ac, rb->loop)) {
+		rconn_set_why(c, "cannot connect", "event loop attach failed");
+		redisAsyncFree(ac);
+		rconn_retry_later(c);
+		return;
+	}
+	ac->data = c;
+	c->ac = ac;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	if (u->password[0] && u->user[0])
+		redisAsyncCommand(ac, on_auth, c, "AUTH %s %s", u->user, u->password);
+	else if (u->password[0])
+		redisAsyncCommand(ac, on_auth, c, "AUTH %s", u->password);
+	if (u->db && c == &rb->cmd)
+		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", u->db);
+	redisAsyncCommand(ac, on_ready, c, "PING");
+	uv_timer_start(&c->timer, rconn_on_timer, CONNECT_TIMEOUT_MS, 0);
+}
+
+static void on_published(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct pubreq *req = priv;
+
+	(void)ac;
+	if (!reply)
+		req->done(req->arg, "lost the connection to redis before it confirmed the publish");
+	else if (reply->type == REDIS_REPLY_ERROR)
+		req->done(req->arg, reply->str);
+	else
+		req->done(req->arg, NULL);
+	free(req);
+}
+
+static void rb_publish(struct broker *b, const char *chan, const char *env, size_t len,
+		       broker_done_fn *done, void *arg)
+{
+	struct rbroker *rb = (struct rbroker *)b;
+	struct pubreq *req;
+	const char *why = b->ops->status(b);
+
+	if (!rb->cmd.up) {
+		done(arg, why);
+		return;
+	}
+	req = malloc(sizeof *req);
+	if (!req) {
+		done(arg, "out of memory");
+		return;
+	}
+	req->done = done;
+	req->arg = arg;
+	if (redisAsyncCommand(rb->cmd.ac, on_published, req, "PUBLISH %s %b", chan, env, len) != REDIS_OK) {
+		free(req);
+		done(arg, "redis connection is closing");
+	}
+}
+
+static uint64_t now_ms(struct rbroker *rb)
+{
+	return uv_now(rb->loop);
+}
+
+static void rb_subscribe(struct broker *b, const char *chan)
+{
+	struct rbroker *rb = (struct rbroker *)b;
+	struct rchan *ch = strmap_get(&rb->chans, chan);
+
+	if (!ch) {
+		ch = calloc(1, sizeof *ch);
+		if (!ch || strmap_put(&rb->chans, chan, ch)) {
+			free(ch);
+			return;
+		}
+	}
+	ch->wanted = 1;
+	if (ch->state == RCHAN_NONE && rb->sub.up) {
+		sub_send(rb, "SUBSCRIBE", chan);
+		ch->state = RCHAN_SUBSCRIBED;
+	}
+}
+
+static void rb_unsubscribe(struct broker *b, const char *chan)
+{
+	struct rbroker *rb = (struct rbroker *)b;
+	struct rchan *ch = strmap_get(&rb->chans, chan);
+
+	if (!ch)
+		return;
+	ch->wanted = 0;
+	ch->idle_since = now_ms(rb);
+	if (ch->state == RCHAN_NONE)
+		free(strmap_del(&rb->chans, chan));
+}
+
+static void rb_on_sweep(uv_timer_t *t)
+{
+	struct rbroker *rb = t->data;
+	uint64_t now = now_ms(rb);
+	const char *name;
+	void *v;
+
+	if (!rb->sub.up)
+		return;
+	for (size_t i = 0; (i = strmap_next(&rb->chans, i, &name, &v));) {
+		struct rchan *ch = v;
+		if (!ch->wanted && ch->state == RCHAN_SUBSCRIBED && now - ch->idle_since >= SUB_LINGER_MS) {
+			sub_send(rb, "UNSUBSCRIBE", name);
+			ch->state = RCHAN_UNSUBSCRIBING;
+		}
+	}
+}
+
+static const char *rb_status(struct broker *b)
+{
+	struct rbroker *rb = (struct rbroker *)b;
+	const struct rconn *c = !rb->cmd.up ? &rb->cmd : !rb->sub.up ? &rb->sub : NULL;
+
+	if (rb->closing)
+		return "shutting down";
+	if (!c)
+		return NULL;
+	snprintf(rb->status, sizeof rb->status, "redis %s connection to %s is down (%s)", c->role,
+		 rb->base.name + 6, c->why[0] ? c->why : "connecting");
+	return rb->status;
+}
+
+static void rb_on_close(uv_handle_t *h)
+{
+	struct rbroker *rb = h->data;
+	const char *name;
+	void *v;
+
+	if (--rb->open_handles)
+		return;
+	for (size_t i = 0; (i = strmap_next(&rb->chans, i, &name, &v));)
+		free(v);
+	strmap_free(&rb->chans);
+	free(rb);
+}
+
+static void rb_free(struct broker *b)
+{
+	struct rbroker *rb = (struct rbroker *)b;
+	struct rconn *conns[2] = { &rb->cmd, &rb->sub };
+
+	rb->closing = 1;
+	for (int i = 0; i < 2; i++) {
+		redisAsyncContext *ac = conns[i]->ac;
+		conns[i]->ac = NULL;
+		conns[i]->up = 0;
+		if (ac)
+			redisAsyncFree(ac); /* pending callbacks run now, with NULL replies */
+		uv_close((uv_handle_t *)&conns[i]->timer, rb_on_close);
+	}
+	uv_close((uv_handle_t *)&rb->sweep, rb_on_close);
+}
+
+static const struct broker_ops rb_ops = {
+	.publish = rb_publish,
+	.subscribe = rb_subscribe,
+	.unsubscribe = rb_unsubscribe,
+	.status = rb_status,
+	.free = rb_free,
+};
+
+static void rconn_init(struct rbroker *rb, struct rconn *c, const char *role)
+{
+	c->rb = rb;
+	c->role = role;
+	uv_timer_init(rb->loop, &c->timer);
+	c->timer.data = c;
+	rb->open_handles++;
+}
+
+struct broker *broker_redis_new(uv_loop_t *loop, const struct redis_url *url,
+				const struct broker_events *ev, void *ud)
+{
+	struct rbroker *rb = calloc(1, sizeof *rb);
+
+	if (!rb)
+		return NULL;
+	rb->base.ops = &rb_ops;
+	rb->base.ev = ev;
+	rb->base.ud = ud;
+	rb->loop = loop;
+	rb->url = *url;
+	if (url->is_unix)
+		snprintf(rb->base.name, sizeof rb->base.name, "redis unix:%.100s", url->path);
+	else
+		snprintf(rb->base.name, sizeof rb->base.name, "redis %.100s:%d", url->host, url->port);
+	rconn_init(rb, &rb->cmd, "command");
+	rconn_init(rb, &rb->sub, "subscriber");
+	uv_timer_init(loop, &rb->sweep);
+	rb->sweep.data = rb;
+	rb->open_handles++;
+	uv_timer_start(&rb->sweep, rb_on_sweep, SWEEP_MS, SWEEP_MS);
+	uv_unref((uv_handle_t *)&rb->sweep);
+	rconn_connect(&rb->cmd);
+	rconn_connect(&rb->sub);
+	return &rb->base;
+}

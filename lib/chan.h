@@ -1,0 +1,14 @@
+/* chan.h: what a channel name may be. Enforced on every path a name enters chatd. */
+#ifndef CHAT_CHAN_H
+#define CHAT_CHAN_H
+
+#include <stddef.h>
+
+#define CHAN_MAX 64 /* bytes */
+#define CHAN_DEFAULT "pubsub"
+#define CHAN_RULE "1 to 64 characters from A-Z a-z 0-9 _ - . :"
+
+/* NULL when name[0..len) is a valid channel name, else a short reason for the user. */
+const char *chan_check(const char *name, size_t len);
+
+#endif

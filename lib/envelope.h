@@ -1,0 +1,61 @@
+/* envelope.h: the JSON that crosses the wire.
+ *
+ * Publish request (HTTP body or WebSocket text frame):  {"chan":"NAME","msg":VALUE}
+ * Envelope (what every subscriber receives):            {"chan":"NAME","ts":MS,"msg":VALUE}
+ * Control frame (server to one client):                 {"type":"error","error":"..."}
+ *
+ * An envelope is serialised once, at the publishing node, and its bytes are relayed
+ * unchanged through the broker to every subscriber on every node. */
+#ifndef CHAT_ENVELOPE_H
+#define CHAT_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chan.h"
+
+struct cJSON;
+
+/* A decoded publish request. msg is the compact JSON text of the value. */
+struct env_pub {
+	char chan[CHAN_MAX + 1];
+	char *msg;
+	size_t msg_len;
+};
+
+/* Decode a publish request. With default_chan NULL (HTTP) "chan" is required; with a
+ * default (WebSocket), a JSON object with a "msg" member is a request whose "chan" may be
+ * left out, and any other text is published as a string to default_chan.
+ * Returns 0, or -1 with a user-facing reason in err. */
+int env_pub_parse(const char *body, size_t len, const char *default_chan, struct env_pub *out,
+		  char *err, size_t errlen);
+
+/* Make a request that publishes text (UTF-8, checked) as a JSON string to chan. */
+int env_pub_text(const char *chan, size_t chan_len, const char *text, size_t len,
+		 struct env_pub *out, char *err, size_t errlen);
+
+void env_pub_free(struct env_pub *p);
+
+/* Serialise the envelope for p with `pre` spare bytes in front (for LWS_PRE).
+ * Returns a malloc'd buffer; the envelope is at buf + pre, *len bytes, NUL-terminated. */
+char *env_build(const struct env_pub *p, int64_t ts_ms, size_t pre, size_t *len);
+
+/* Serialise {"type":"error","error":ERR} with `pre` spare bytes, as env_build. */
+char *env_error_frame(const char *err, size_t pre, size_t *len);
+
+/* Client side: a frame received from chatd. root owns everything; type is NULL for an
+ * envelope, else the control frame's type. */
+struct env_msg {
+	struct cJSON *root;
+	const char *type;
+	const char *chan;
+	int64_t ts;
+	const struct cJSON *msg;
+};
+
+int env_msg_parse(const char *frame, size_t len, struct env_msg *m);
+void env_msg_free(struct env_msg *m);
+
+int64_t env_now_ms(void);
+
+#endif
