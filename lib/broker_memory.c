@@ -48,7 +48,5 @@ struct broker *broker_memory_new(const struct broker_events *ev, void *ud)
 	b->ev = ev;
 	b->ud = ud;
 	strcpy(b->name, "memory");
-	if (ev->state)
-		ev->state(ud, 1, NULL);
 	return b;
 }

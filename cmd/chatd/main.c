@@ -1,1 +1,271 @@
-int main(void){return 0;}
+/* chatd: the relay server. Reads the options, builds one libuv loop with libwebsockets
+ * (HTTP + WebSocket) and the broker on it, runs until SIGINT/SIGTERM, then closes every
+ * WebSocket with 1001 and exits 0. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "hub.h"
+#include "log.h"
+#include "server.h"
+
+#define SHUTDOWN_GRACE_MS 1500
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: chatd [-l ADDR:PORT] [-r URL] [--max-message SIZE] [-v|-q]\n"
+		"\n"
+		"Relay JSON messages from HTTP POSTs and WebSocket clients to WebSocket subscribers.\n"
+		"\n"
+		"  -l, --listen ADDR:PORT    where to serve HTTP and WebSocket (default 127.0.0.1:3000;\n"
+		"                            :PORT for every interface, unix:/PATH for a UNIX socket)\n"
+		"  -r, --redis URL           join every chatd on this Redis: redis://[[USER]:PASS@]HOST[:PORT][/DB]\n"
+		"                            or unix:///PATH (default: embedded broker, this node only)\n"
+		"      --max-message SIZE    largest POST body or WebSocket message (default 64K)\n"
+		"  -v, --verbose             log connections and requests too\n"
+		"  -q, --quiet               log errors only\n"
+		"  -h, --help                show this help\n"
+		"      --version             show the version\n"
+		"\n"
+		"Environment: CHATD_LISTEN, CHATD_REDIS. See chatd(1) and chat-protocol(7).\n");
+}
+
+static int parse_listen(const char *s, struct chatd_config *cfg)
+{
+	char err[200];
+
+	snprintf(cfg->listen, sizeof cfg->listen, "%s", s);
+	if (!strncmp(s, "unix:", 5) && s[5]) {
+		cfg->unix_path = s + 5;
+		return 0;
+	}
+	strcpy(cfg->host, "127.0.0.1");
+	if (s[0] == ':' || !strncmp(s, "*:", 2)) {
+		cfg->host[0] = '\0';
+		return url_split_hostport(s + (s[0] == '*' ? 1 : 0) + 1, cfg->host, sizeof cfg->host,
+					  &cfg->port, err, sizeof err) ? (fprintf(stderr, "chatd: --listen: %s\n", err), -1)
+									: 0;
+	}
+	if (url_split_hostport(s, cfg->host, sizeof cfg->host, &cfg->port, err, sizeof err)) {
+		fprintf(stderr, "chatd: --listen %s: %s\n", s, err);
+		return -1;
+	}
+	if (!strcmp(cfg->host, "localhost"))
+		strcpy(cfg->host, "127.0.0.1");
+	return 0;
+}
+
+/* lws reports a failed bind without the reason; try it first so the user gets errno. */
+static int check_bindable(const struct chatd_config *cfg)
+{
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)cfg->port) };
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port) };
+	int v6 = strchr(cfg->host, ':') != NULL, one = 1, fd, rc;
+
+	if (cfg->unix_path || !cfg->host[0])
+		return 0;
+	if (v6 ? inet_pton(AF_INET6, cfg->host, &a6.sin6_addr) != 1
+	       : inet_pton(AF_INET, cfg->host, &a4.sin_addr) != 1)
+		return 0; /* an interface name: let lws resolve it */
+	fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	rc = v6 ? bind(fd, (struct sockaddr *)&a6, sizeof a6) : bind(fd, (struct sockaddr *)&a4, sizeof a4);
+	if (rc)
+		log_error("chatd", "cannot listen on %s: %s", cfg->listen, strerror(errno));
+	close(fd);
+	return rc;
+}
+
+static void lws_log_line(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	log_msg(level == LLL_ERR ? LOGL_ERROR : level == LLL_WARN ? LOGL_WARN : LOGL_DEBUG, "lws",
+		"%.*s", (int)n, line);
+}
+
+static void on_broker_state(void *ud, int up, const char *why)
+{
+	struct server *srv = ud;
+
+	if (up)
+		log_info("broker", "%s is up", srv->broker ? srv->broker->name : "broker");
+	else
+		log_error("broker", "%s", why ? why : "down");
+}
+
+static const struct broker_events broker_events = {
+	.message = hub_deliver,
+	.state = on_broker_state,
+};
+
+static void server_finish(struct server *srv)
+{
+	struct broker *b = srv->broker;
+
+	if (!srv->ctx)
+		return;
+	uv_timer_stop(&srv->stop_timer);
+	srv->broker = NULL; /* closing sessions must not talk to a freed broker */
+	broker_free(b);
+	lws_context_destroy(srv->ctx);
+	srv->ctx = NULL;
+	for (int i = 0; i < 2; i++)
+		uv_close((uv_handle_t *)&srv->sig[i], NULL);
+	uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+
+	/* Re-checked every 50 ms until every WebSocket has closed or the grace is over. */
+	if (srv->nsessions && uv_now(srv->loop) < srv->stop_deadline)
+		return;
+	server_finish(srv);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct server *srv = h->data;
+
+	if (srv->draining) {
+		log_info("chatd", "second %s: exiting now", strsignal(signum));
+		server_finish(srv);
+		return;
+	}
+	srv->draining = 1;
+	log_info("chatd", "%s: closing %u websockets and exiting", strsignal(signum), srv->nsessions);
+	ws_close_all(srv);
+	srv->stop_deadline = uv_now(srv->loop) + SHUTDOWN_GRACE_MS;
+	uv_timer_start(&srv->stop_timer, on_stop_timer, 0, 50);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "redis", required_argument, NULL, 'r' },
+		{ "max-message", required_argument, NULL, 'M' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct lws_protocol_vhost_options pvo_default = { NULL, NULL, "default", "1" };
+	static const struct lws_protocol_vhost_options pvo = { NULL, &pvo_default, "chat", "" };
+	struct lws_protocols protocols[] = {
+		{ "http", http_callback, http_req_size(), 0, 0, NULL, 0 },
+		{ "chat", ws_callback, ws_sess_size(), 4096, 0, NULL, 0 },
+		{ NULL, NULL, 0, 0, 0, NULL, 0 },
+	};
+	struct chatd_config cfg = { .max_message = 64 * 1024 };
+	const char *listen = cli_env("CHATD_LISTEN", "127.0.0.1:3000");
+	const char *redis = cli_env("CHATD_REDIS", NULL);
+	struct lws_context_creation_info info;
+	struct server srv = { .cfg = &cfg };
+	int verbosity = LOGL_INFO, c;
+	uv_loop_t loop;
+	void *loops[1];
+	char err[300];
+
+	while ((c = getopt_long(argc, argv, "l:r:vqh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l': listen = optarg; break;
+		case 'r': redis = optarg; break;
+		case 'M':
+			if (cli_parse_size(optarg, &cfg.max_message) || cfg.max_message < 16 ||
+			    cfg.max_message > (64u << 20)) {
+				fprintf(stderr, "chatd: --max-message: want a size from 16 to 64M, like 64K\n");
+				return EX_USAGE;
+			}
+			break;
+		case 'v': verbosity = LOGL_DEBUG; break;
+		case 'q': verbosity = LOGL_ERROR; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("chatd (chatd) %s\n", CHAT_VERSION); return 0;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "chatd: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return EX_USAGE;
+	}
+	log_set_level(verbosity);
+	if (parse_listen(listen, &cfg))
+		return EX_USAGE;
+	if (redis) {
+		if (url_parse_redis(redis, &cfg.redis, err, sizeof err)) {
+			fprintf(stderr, "chatd: --redis: %s\n", err);
+			return EX_USAGE;
+		}
+		cfg.use_redis = 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (check_bindable(&cfg))
+		return EX_UNAVAILABLE;
+
+	lws_set_log_level(getenv("CHATD_LWS_DEBUG") ? 0xfff : verbosity >= LOGL_DEBUG ? LLL_ERR | LLL_WARN : LLL_ERR, lws_log_line);
+	uv_loop_init(&loop);
+	srv.loop = &loop;
+	srv.broker = cfg.use_redis ? broker_redis_new(&loop, &cfg.redis, &broker_events, &srv)
+				   : broker_memory_new(&broker_events, &srv);
+	if (!srv.broker) {
+		log_error("chatd", "out of memory");
+		return EX_OSERR;
+	}
+
+	memset(&info, 0, sizeof info);
+	loops[0] = &loop;
+	info.foreign_loops = loops;
+	info.options = LWS_SERVER_OPTION_LIBUV;
+	info.port = cfg.unix_path ? 0 : cfg.port;
+	info.iface = cfg.unix_path ? cfg.unix_path : cfg.host[0] ? cfg.host : NULL;
+	if (cfg.unix_path)
+		info.options |= LWS_SERVER_OPTION_UNIX_SOCK;
+	info.protocols = protocols;
+	info.pvo = &pvo;
+	info.user = &srv;
+	info.timeout_secs = 20;
+	srv.ctx = lws_create_context(&info);
+	if (!srv.ctx) {
+		log_error("chatd", "cannot start the server on %s (see the lws error above)", cfg.listen);
+		broker_free(srv.broker);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_loop_close(&loop);
+		return EX_UNAVAILABLE;
+	}
+	for (int i = 0; i < 2; i++) {
+		uv_signal_init(&loop, &srv.sig[i]);
+		srv.sig[i].data = &srv;
+		uv_signal_start(&srv.sig[i], on_signal, i ? SIGTERM : SIGINT);
+	}
+	uv_timer_init(&loop, &srv.stop_timer);
+	srv.stop_timer.data = &srv;
+
+	log_info("chatd", "listening on %s%s broker=%s max-message=%zu version=%s",
+		 cfg.unix_path ? "" : "http://", cfg.unix_path ? cfg.listen : cfg.listen, srv.broker->name,
+		 cfg.max_message, CHAT_VERSION);
+	uv_run(&loop, UV_RUN_DEFAULT);
+
+	hub_free(&srv);
+	if (uv_loop_close(&loop))
+		log_debug("chatd", "event loop closed with handles still open");
+	log_info("chatd", "stopped");
+	return 0;
+}

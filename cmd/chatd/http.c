@@ -1,0 +1,339 @@
+/* http.c: the HTTP side of chatd: the routes, POST bodies, and JSON answers.
+ *
+ *   GET  /          the chat page          POST /          {"chan":..,"msg":..}
+ *   GET  /healthz   broker usable or not   POST /pub/NAME  raw body is the message
+ *
+ * Every answer is written in LWS_CALLBACK_HTTP_WRITEABLE from a response prepared in the
+ * per-request struct. A publish in flight is a separate object (http_pub) whose wsi is
+ * cleared when the request goes away, so a late broker answer is harmless. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chan.h"
+#include "envelope.h"
+#include "log.h"
+#include "server.h"
+
+extern const unsigned char chatd_page[];
+extern const unsigned long chatd_page_len;
+
+enum body_kind { BODY_NONE, BODY_JSON, BODY_RAW };
+
+struct http_pub {
+	struct lws *wsi; /* NULL once the request is gone */
+	struct http_req *req;
+};
+
+struct http_req {
+	enum body_kind kind;
+	char chan[CHAN_MAX + 1]; /* for /pub/NAME */
+	char *body;
+	size_t body_len, body_cap;
+	struct http_pub *pub;
+	/* the answer */
+	int status;
+	const char *ctype;
+	char *resp; /* malloc'd, LWS_PRE spare bytes in front */
+	size_t resp_len;
+	const char *allow;
+	int retry_after;
+	int close_after;
+};
+
+size_t http_req_size(void)
+{
+	return sizeof(struct http_req);
+}
+
+static void http_req_reset(struct http_req *r)
+{
+	if (r->pub)
+		r->pub->wsi = NULL; /* freed by its broker callback */
+	free(r->body);
+	free(r->resp);
+	memset(r, 0, sizeof *r);
+}
+
+static void http_answer_raw(struct lws *wsi, struct http_req *r, int status, const char *ctype,
+			    const void *body, size_t len)
+{
+	free(r->resp);
+	r->resp = malloc(LWS_PRE + len + 1);
+	r->status = status;
+	r->ctype = ctype;
+	r->resp_len = r->resp ? len : 0;
+	if (r->resp)
+		memcpy(r->resp + LWS_PRE, body, len);
+	lws_callback_on_writable(wsi);
+}
+
+/* Answer with a JSON object; takes ownership of obj. */
+static void http_answer_json(struct lws *wsi, struct http_req *r, int status, cJSON *obj)
+{
+	char *text = cJSON_PrintUnformatted(obj);
+	size_t len = text ? strlen(text) : 0;
+
+	http_answer_raw(wsi, r, status, "application/json", text ? text : "", len);
+	cJSON_free(text);
+	cJSON_Delete(obj);
+}
+
+static void http_error(struct lws *wsi, struct http_req *r, int status, const char *err)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddBoolToObject(o, "ok", 0);
+	cJSON_AddStringToObject(o, "error", err);
+	if (status >= 500)
+		log_warn("http", "%d %s", status, err);
+	else
+		log_debug("http", "%d %s", status, err);
+	http_answer_json(wsi, r, status, o);
+}
+
+static void http_on_published(void *arg, const char *err)
+{
+	struct http_pub *p = arg;
+	struct http_req *r = p->req;
+
+	if (!p->wsi) {
+		free(p);
+		return;
+	}
+	r->pub = NULL;
+	if (err) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "message not accepted, try again: %s", err);
+		r->retry_after = 1;
+		http_error(p->wsi, r, 503, msg);
+	} else {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddBoolToObject(o, "ok", 1);
+		cJSON_AddStringToObject(o, "chan", r->chan);
+		cJSON_AddNumberToObject(o, "ts", (double)env_now_ms());
+		http_answer_json(p->wsi, r, 200, o);
+	}
+	free(p);
+}
+
+/* The whole body is in: decode it and hand the envelope to the broker. */
+static void http_publish(struct lws *wsi, struct http_req *r)
+{
+	struct server *srv = server_of(wsi);
+	const char *down = srv->broker ? broker_status(srv->broker) : "server shutting down";
+	struct env_pub pub;
+	char err[300], *env;
+	size_t env_len;
+	int rc;
+
+	if (r->kind == BODY_RAW)
+		rc = env_pub_text(r->chan, strlen(r->chan), r->body ? r->body : "", r->body_len, &pub,
+				  err, sizeof err);
+	else
+		rc = env_pub_parse(r->body ? r->body : "", r->body_len, NULL, &pub, err, sizeof err);
+	if (rc) {
+		http_error(wsi, r, 400, err);
+		return;
+	}
+	if (down) {
+		env_pub_free(&pub);
+		r->retry_after = 1;
+		snprintf(err, sizeof err, "message not accepted, try again: %s", down);
+		http_error(wsi, r, 503, err);
+		return;
+	}
+	env = env_build(&pub, env_now_ms(), 0, &env_len);
+	r->pub = env ? malloc(sizeof *r->pub) : NULL;
+	if (!r->pub) {
+		free(env);
+		env_pub_free(&pub);
+		http_error(wsi, r, 500, "out of memory");
+		return;
+	}
+	strcpy(r->chan, pub.chan);
+	r->pub->wsi = wsi;
+	r->pub->req = r;
+	broker_publish(srv->broker, pub.chan, env, env_len, http_on_published, r->pub);
+	free(env);
+	env_pub_free(&pub);
+}
+
+static void http_health(struct lws *wsi, struct http_req *r)
+{
+	struct server *srv = server_of(wsi);
+	const char *down = srv->broker ? broker_status(srv->broker) : "server shutting down";
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddBoolToObject(o, "ok", !down);
+	cJSON_AddStringToObject(o, "broker", srv->broker ? srv->broker->name : "none");
+	if (down)
+		cJSON_AddStringToObject(o, "error", down);
+	cJSON_AddNumberToObject(o, "websockets", srv->nsessions);
+	cJSON_AddNumberToObject(o, "channels", (double)srv->chans.len);
+	if (down)
+		r->retry_after = 1;
+	http_answer_json(wsi, r, down ? 503 : 200, o);
+}
+
+static void http_method_not_allowed(struct lws *wsi, struct http_req *r, const char *allow,
+				    const char *path)
+{
+	char msg[200];
+
+	snprintf(msg, sizeof msg, "method not allowed on %.100s; use %s", path, allow);
+	r->allow = allow;
+	http_error(wsi, r, 405, msg);
+}
+
+/* Checks before a POST body is read. Returns 0 to read the body, or -1 when an error
+ * answer was prepared instead. */
+static int http_expect_body(struct lws *wsi, struct http_req *r)
+{
+	size_t max = server_of(wsi)->cfg->max_message;
+	char cl[32], msg[200];
+	unsigned long long n;
+
+	if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+		http_error(wsi, r, 411, "a POST needs a Content-Length header (chunked bodies are not accepted)");
+		r->close_after = 1;
+		return -1;
+	}
+	n = strtoull(cl, NULL, 10);
+	if (n > max) {
+		snprintf(msg, sizeof msg, "body is %llu bytes; the limit is %zu (chatd --max-message)", n, max);
+		http_error(wsi, r, 413, msg);
+		r->close_after = 1;
+		return -1;
+	}
+	r->body_cap = (size_t)n;
+	r->body = malloc(r->body_cap + 1);
+	if (!r->body) {
+		http_error(wsi, r, 500, "out of memory");
+		r->close_after = 1;
+		return -1;
+	}
+	if (n == 0)
+		http_publish(wsi, r);
+	return 0;
+}
+
+static int http_on_request(struct lws *wsi, struct http_req *r, const char *path)
+{
+	char *uri;
+	int ulen, method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+	char msg[200];
+
+	http_req_reset(r);
+	if (!strcmp(path, "/")) {
+		if (method == LWSHUMETH_GET)
+			http_answer_raw(wsi, r, 200, "text/html; charset=utf-8", chatd_page, chatd_page_len);
+		else if (method == LWSHUMETH_POST) {
+			r->kind = BODY_JSON;
+			http_expect_body(wsi, r);
+		} else
+			http_method_not_allowed(wsi, r, "GET, POST", path);
+	} else if (!strcmp(path, "/healthz")) {
+		if (method == LWSHUMETH_GET)
+			http_health(wsi, r);
+		else
+			http_method_not_allowed(wsi, r, "GET", path);
+	} else if (!strncmp(path, "/pub/", 5)) {
+		const char *why = chan_check(path + 5, strlen(path + 5));
+		if (method != LWSHUMETH_POST)
+			http_method_not_allowed(wsi, r, "POST", path);
+		else if (why) {
+			snprintf(msg, sizeof msg, "invalid channel name in path: %s", why);
+			http_error(wsi, r, 400, msg);
+			r->close_after = 1;
+		} else {
+			r->kind = BODY_RAW;
+			strcpy(r->chan, path + 5);
+			http_expect_body(wsi, r);
+		}
+	} else if (!strcmp(path, "/ws") || !strncmp(path, "/ws/", 4)) {
+		http_error(wsi, r, 426, "this is the WebSocket endpoint: connect with a WebSocket client");
+	} else {
+		snprintf(msg, sizeof msg, "no such endpoint: %.100s (see chat-protocol(7))", path);
+		http_error(wsi, r, 404, msg);
+	}
+	if (r->close_after || (method == LWSHUMETH_POST && r->kind == BODY_NONE))
+		r->close_after = 1; /* an unread body must not be taken for the next request */
+	return 0;
+}
+
+static int http_on_body(struct http_req *r, const char *in, size_t len)
+{
+	if (r->kind == BODY_NONE || r->status)
+		return 0; /* already answered (error): discard */
+	if (len > r->body_cap - r->body_len)
+		len = r->body_cap - r->body_len; /* more than Content-Length said: ignore the excess */
+	memcpy(r->body + r->body_len, in, len);
+	r->body_len += len;
+	return 0;
+}
+
+static int http_on_writable(struct lws *wsi, struct http_req *r)
+{
+	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+	char num[16];
+
+	if (!r->status)
+		return 0;
+	if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->ctype, r->resp_len, &p, end))
+		return -1;
+	if (r->allow && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
+						     (const unsigned char *)r->allow, (int)strlen(r->allow), &p, end))
+		return -1;
+	if (r->retry_after) {
+		int n = snprintf(num, sizeof num, "%d", r->retry_after);
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
+						(const unsigned char *)num, n, &p, end))
+			return -1;
+	}
+	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+					(const unsigned char *)"no-store", 8, &p, end))
+		return -1;
+	if (r->close_after &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
+		return -1;
+	if (lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	if (lws_write(wsi, (unsigned char *)r->resp + LWS_PRE, r->resp_len, LWS_WRITE_HTTP_FINAL) < 0)
+		return -1;
+	if (r->close_after) {
+		http_req_reset(r);
+		return -1;
+	}
+	http_req_reset(r);
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		  size_t len)
+{
+	struct http_req *r = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		return server_of(wsi)->draining ? -1 : 0; /* stop accepting while shutting down */
+	case LWS_CALLBACK_HTTP:
+		return http_on_request(wsi, r, in);
+	case LWS_CALLBACK_HTTP_BODY:
+		return http_on_body(r, in, len);
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (r->kind != BODY_NONE && !r->status && !r->pub)
+			http_publish(wsi, r);
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return http_on_writable(wsi, r);
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (r)
+			http_req_reset(r);
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}

@@ -1,0 +1,123 @@
+/* hub.c: channels with local subscribers, and fan-out to them.
+ *
+ * A channel holds a flat array of subscription pointers: delivery walks it once, and a
+ * subscription knows its own index, so leaving is O(1) (the last entry moves into the
+ * hole). One hub_msg per message, shared by every queue it sits in. */
+#include "hub.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "chan.h"
+#include "log.h"
+#include "server.h"
+
+struct hub_chan {
+	char name[CHAN_MAX + 1];
+	struct hub_sub **subs;
+	unsigned n, cap;
+};
+
+struct hub_msg *hub_msg_new(const char *payload, size_t len)
+{
+	struct hub_msg *m = malloc(sizeof *m + LWS_PRE + len + 1);
+
+	if (!m)
+		return NULL;
+	m->refs = 0;
+	m->len = len;
+	memcpy(m->data + LWS_PRE, payload, len);
+	m->data[LWS_PRE + len] = '\0';
+	return m;
+}
+
+void hub_msg_unref(struct hub_msg *m)
+{
+	if (m && --m->refs == 0)
+		free(m);
+}
+
+const char *hub_chan_name(const struct hub_chan *c)
+{
+	return c->name;
+}
+
+int hub_join(struct server *srv, const char *name, struct hub_sub *sub, struct ws_sess *sess)
+{
+	struct hub_chan *c = strmap_get(&srv->chans, name);
+
+	if (!c) {
+		c = calloc(1, sizeof *c);
+		if (!c || strmap_put(&srv->chans, name, c)) {
+			free(c);
+			return -1;
+		}
+		strcpy(c->name, name);
+		if (srv->broker)
+			broker_subscribe(srv->broker, name);
+	}
+	if (c->n == c->cap) {
+		unsigned ncap = c->cap ? c->cap * 2 : 4;
+		struct hub_sub **ns = realloc(c->subs, ncap * sizeof *ns);
+		if (!ns)
+			return -1; /* an empty new channel stays; it is dropped with its next leave */
+		c->subs = ns;
+		c->cap = ncap;
+	}
+	sub->sess = sess;
+	sub->chan = c;
+	sub->idx = c->n;
+	c->subs[c->n++] = sub;
+	return 0;
+}
+
+void hub_leave(struct server *srv, struct hub_sub *sub)
+{
+	struct hub_chan *c = sub->chan;
+
+	if (!c)
+		return;
+	c->subs[sub->idx] = c->subs[--c->n];
+	c->subs[sub->idx]->idx = sub->idx;
+	sub->chan = NULL;
+	if (c->n == 0) {
+		if (srv->broker)
+			broker_unsubscribe(srv->broker, c->name);
+		strmap_del(&srv->chans, c->name);
+		free(c->subs);
+		free(c);
+	}
+}
+
+void hub_deliver(void *ud, const char *chan, const char *env, size_t len)
+{
+	struct server *srv = ud;
+	struct hub_chan *c = strmap_get(&srv->chans, chan);
+	struct hub_msg *m;
+
+	if (!c || !c->n)
+		return;
+	m = hub_msg_new(env, len);
+	if (!m) {
+		log_error("hub", "out of memory: dropped a message chan=%s", chan);
+		return;
+	}
+	/* Hold a reference across the loop: a session may drop its copy immediately. */
+	m->refs = 1;
+	for (unsigned i = 0; i < c->n; i++)
+		ws_enqueue(c->subs[i]->sess, m);
+	hub_msg_unref(m);
+}
+
+void hub_free(struct server *srv)
+{
+	const char *name;
+	void *v;
+
+	for (size_t i = 0; (i = strmap_next(&srv->chans, i, &name, &v));) {
+		struct hub_chan *c = v;
+		free(c->subs);
+		free(c);
+	}
+	strmap_free(&srv->chans);
+}

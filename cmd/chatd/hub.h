@@ -1,0 +1,51 @@
+/* hub.h: local fan-out. Channels with subscribers on this node, and the messages queued
+ * for them. Each message is serialised and framed once and shared by reference among
+ * all of its subscribers' queues. */
+#ifndef CHATD_HUB_H
+#define CHATD_HUB_H
+
+#include <libwebsockets.h>
+#include <stddef.h>
+
+struct server;
+struct ws_sess;
+struct hub_chan;
+
+/* One message as it goes out: LWS_PRE spare bytes, then the payload. */
+struct hub_msg {
+	unsigned refs;
+	size_t len;
+	unsigned char data[]; /* payload at data + LWS_PRE */
+};
+
+/* One subscription of one session to one channel; lives in the session. */
+struct hub_sub {
+	struct ws_sess *sess;
+	struct hub_chan *chan;
+	unsigned idx; /* position in chan's subscriber array */
+};
+
+struct hub_msg *hub_msg_new(const char *payload, size_t len);
+static inline unsigned char *hub_msg_payload(struct hub_msg *m)
+{
+	return m->data + LWS_PRE;
+}
+void hub_msg_unref(struct hub_msg *m);
+
+/* Subscribe sess to name; the broker is told when the channel gains its first local
+ * subscriber. Returns 0 or -1 (out of memory). */
+int hub_join(struct server *srv, const char *name, struct hub_sub *sub, struct ws_sess *sess);
+/* Undo hub_join; the broker is told when the last local subscriber leaves. */
+void hub_leave(struct server *srv, struct hub_sub *sub);
+const char *hub_chan_name(const struct hub_chan *c);
+
+/* The broker's message callback: queue env for every local subscriber of chan. */
+void hub_deliver(void *srv, const char *chan, const char *env, size_t len);
+
+/* Forget every channel (at shutdown, once the sessions are gone). */
+void hub_free(struct server *srv);
+
+/* Implemented by ws.c: take a reference to m and arrange for it to be written. */
+void ws_enqueue(struct ws_sess *s, struct hub_msg *m);
+
+#endif

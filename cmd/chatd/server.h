@@ -1,0 +1,59 @@
+/* server.h: the chatd process: configuration, the shared state of one event loop, and
+ * the pieces that share it (http.c, ws.c, hub.c). Server-only; nothing here is in lib. */
+#ifndef CHATD_SERVER_H
+#define CHATD_SERVER_H
+
+#include <libwebsockets.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "broker.h"
+#include "strmap.h"
+#include "url.h"
+
+#define CHATD_MAX_CHANS_PER_CONN 16
+#define CHATD_MAX_QUEUE 4096 /* messages queued for one subscriber before it is cut off */
+
+struct chatd_config {
+	char listen[300];      /* as given, for logs */
+	char host[256];        /* "" for all interfaces */
+	int port;
+	const char *unix_path; /* listen on a UNIX socket instead */
+	int use_redis;
+	struct redis_url redis;
+	size_t max_message; /* bytes, HTTP body and WebSocket message */
+};
+
+struct ws_sess;
+
+struct server {
+	const struct chatd_config *cfg;
+	uv_loop_t *loop;
+	struct lws_context *ctx;
+	struct broker *broker;
+	struct strmap chans;       /* name -> struct hub_chan: channels with local subscribers */
+	struct ws_sess *sessions;  /* every open WebSocket, for shutdown */
+	unsigned nsessions;
+	int draining;
+	uv_signal_t sig[2];
+	uv_timer_t stop_timer;
+	uint64_t stop_deadline;
+};
+
+/* lws protocol callbacks */
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		  size_t len);
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		size_t len);
+size_t http_req_size(void);
+size_t ws_sess_size(void);
+
+/* Close every WebSocket with 1001 "server shutting down". */
+void ws_close_all(struct server *srv);
+
+static inline struct server *server_of(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+#endif

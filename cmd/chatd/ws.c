@@ -1,0 +1,386 @@
+/* ws.c: WebSocket sessions: subscribe from the URL, publish from text frames, and the
+ * per-session send queue.
+ *
+ * The queue holds references to shared hub_msgs; a writable callback writes as many as
+ * the socket takes. Server frames are unmasked (RFC 6455), so lws writes the same header
+ * into the same LWS_PRE bytes of a shared message for every subscriber: safe here, since
+ * one thread writes and no extension (compression) rewrites payloads. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chan.h"
+#include "envelope.h"
+#include "hub.h"
+#include "log.h"
+#include "server.h"
+#include "utf8.h"
+
+#define WRITES_PER_CALLBACK 64
+
+/* Outlives its session while publishes are in flight, so a late broker answer never
+ * touches freed memory. */
+struct ws_link {
+	struct ws_sess *sess; /* NULL once the session closed */
+	unsigned pending;
+};
+
+struct ws_sess {
+	struct lws *wsi;
+	struct server *srv;
+	struct ws_sess *prev, *next;
+	struct hub_sub *subs;
+	unsigned nsubs;
+	struct hub_msg **q; /* ring */
+	unsigned qcap, qhead, qlen;
+	char *rx;
+	size_t rx_len, rx_cap;
+	struct ws_link *link;
+	int close_code, close_sent;
+	char close_reason[124]; /* RFC 6455: at most 123 bytes */
+	char peer[48];
+};
+
+size_t ws_sess_size(void)
+{
+	return sizeof(struct ws_sess);
+}
+
+static void ws_close_later(struct ws_sess *s, int code, const char *reason)
+{
+	if (s->close_code)
+		return;
+	s->close_code = code;
+	snprintf(s->close_reason, sizeof s->close_reason, "%.123s", reason);
+	lws_callback_on_writable(s->wsi);
+}
+
+void ws_enqueue(struct ws_sess *s, struct hub_msg *m)
+{
+	if (s->close_code)
+		return;
+	if (s->qlen == s->qcap) {
+		unsigned ncap = s->qcap ? s->qcap * 2 : 8;
+		struct hub_msg **nq;
+
+		if (s->qcap >= CHATD_MAX_QUEUE || !(nq = malloc(ncap * sizeof *nq))) {
+			log_warn("ws", "subscriber too slow, disconnecting peer=%s queued=%u", s->peer, s->qlen);
+			ws_close_later(s, 1013 /* try again later */,
+				       "subscriber too slow: send queue full");
+			return;
+		}
+		for (unsigned i = 0; i < s->qlen; i++)
+			nq[i] = s->q[(s->qhead + i) % s->qcap];
+		free(s->q);
+		s->q = nq;
+		s->qcap = ncap;
+		s->qhead = 0;
+	}
+	m->refs++;
+	s->q[(s->qhead + s->qlen++) % s->qcap] = m;
+	if (s->qlen == 1)
+		lws_callback_on_writable(s->wsi);
+}
+
+static void ws_send_text(struct ws_sess *s, char *buf, size_t len)
+{
+	struct hub_msg *m = buf ? hub_msg_new(buf + LWS_PRE, len) : NULL;
+
+	free(buf);
+	if (!m)
+		return;
+	ws_enqueue(s, m);
+	if (!m->refs)
+		free(m);
+}
+
+static void ws_send_error(struct ws_sess *s, const char *err)
+{
+	size_t len = 0;
+	char *buf = env_error_frame(err, LWS_PRE, &len);
+
+	ws_send_text(s, buf, len);
+}
+
+/* Channels asked for by the URL: /ws/NAME, or /ws?chan=A&chan=B (default pubsub).
+ * Fills names (deduplicated) and returns their count, or -1 with a reason in err. */
+static int ws_url_channels(struct lws *wsi, char names[][CHAN_MAX + 1], int max, char *err,
+			   size_t errlen)
+{
+	char uri[512], frag[256];
+	int n = 0, ulen;
+
+	ulen = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+	if (ulen < 0) {
+		snprintf(err, errlen, "request path too long");
+		return -1;
+	}
+	if (!strncmp(uri, "/ws/", 4) && uri[4]) {
+		const char *why = chan_check(uri + 4, strlen(uri + 4));
+		if (why) {
+			snprintf(err, errlen, "invalid channel name in path: %s", why);
+			return -1;
+		}
+		strcpy(names[n++], uri + 4);
+	} else if (strcmp(uri, "/ws") && strcmp(uri, "/ws/")) {
+		snprintf(err, errlen, "no WebSocket endpoint at %.100s; use /ws?chan=NAME or /ws/NAME", uri);
+		return -1;
+	}
+	for (int i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) > 0; i++) {
+		const char *v, *why;
+		int dup = 0;
+
+		if (strncmp(frag, "chan=", 5))
+			continue;
+		v = frag + 5;
+		if ((why = chan_check(v, strlen(v)))) {
+			snprintf(err, errlen, "invalid channel name \"%.64s\": %s", v, why);
+			return -1;
+		}
+		for (int k = 0; k < n; k++)
+			dup |= !strcmp(names[k], v);
+		if (dup)
+			continue;
+		if (n == max) {
+			snprintf(err, errlen, "too many channels: at most %d per connection", max);
+			return -1;
+		}
+		strcpy(names[n++], v);
+	}
+	if (!n)
+		strcpy(names[n++], CHAN_DEFAULT);
+	return n;
+}
+
+static int ws_on_established(struct ws_sess *s, struct lws *wsi)
+{
+	char names[CHATD_MAX_CHANS_PER_CONN][CHAN_MAX + 1], err[200];
+	struct server *srv = server_of(wsi);
+	int n;
+
+	s->wsi = wsi;
+	s->srv = srv;
+	lws_get_peer_simple(wsi, s->peer, sizeof s->peer);
+	if (!strncmp(s->peer, "::ffff:", 7)) /* v4-mapped: show the IPv4 address */
+		memmove(s->peer, s->peer + 7, strlen(s->peer + 7) + 1);
+	s->link = calloc(1, sizeof *s->link);
+	if (!s->link)
+		return -1;
+	s->link->sess = s;
+	s->next = srv->sessions;
+	if (srv->sessions)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	srv->nsessions++;
+
+	n = ws_url_channels(wsi, names, CHATD_MAX_CHANS_PER_CONN, err, sizeof err);
+	if (n < 0) {
+		log_debug("ws", "refused peer=%s: %s", s->peer, err);
+		ws_close_later(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, err);
+		return 0;
+	}
+	if (srv->draining) {
+		ws_close_later(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+		return 0;
+	}
+	s->subs = calloc((size_t)n, sizeof *s->subs);
+	if (!s->subs)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (hub_join(srv, names[i], &s->subs[i], s))
+			return -1;
+		s->nsubs++;
+	}
+	if (log_enabled(LOGL_DEBUG)) {
+		char list[CHATD_MAX_CHANS_PER_CONN * (CHAN_MAX + 1)] = "";
+		for (int i = 0; i < n; i++)
+			strcat(strcat(list, i ? "," : ""), names[i]);
+		log_debug("ws", "open peer=%s chans=%s", s->peer, list);
+	}
+	return 0;
+}
+
+static void ws_on_closed(struct ws_sess *s)
+{
+	struct server *srv = s->srv;
+
+	if (!srv)
+		return; /* never established */
+	for (unsigned i = 0; i < s->nsubs; i++)
+		hub_leave(srv, &s->subs[i]);
+	free(s->subs);
+	for (unsigned i = 0; i < s->qlen; i++)
+		hub_msg_unref(s->q[(s->qhead + i) % s->qcap]);
+	free(s->q);
+	free(s->rx);
+	if (s->link) {
+		s->link->sess = NULL;
+		if (!s->link->pending)
+			free(s->link);
+	}
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	srv->nsessions--;
+	log_debug("ws", "closed peer=%s", s->peer);
+	memset(s, 0, sizeof *s);
+}
+
+static void ws_on_published(void *arg, const char *err)
+{
+	struct ws_link *link = arg;
+
+	link->pending--;
+	if (link->sess && err) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "publish failed: %s", err);
+		ws_send_error(link->sess, msg);
+	}
+	if (!link->sess && !link->pending)
+		free(link);
+}
+
+/* One complete text message from the client: a publish. */
+static int ws_on_message(struct ws_sess *s, const char *text, size_t len)
+{
+	struct env_pub pub;
+	char err[300], *env;
+	size_t env_len;
+
+	if (!s->srv->broker) {
+		ws_send_error(s, "server shutting down");
+		return 0;
+	}
+	if (!utf8_valid(text, len)) {
+		ws_close_later(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "text frame is not valid UTF-8");
+		return 0;
+	}
+	if (env_pub_parse(text, len, hub_chan_name(s->subs[0].chan), &pub, err, sizeof err)) {
+		ws_send_error(s, err);
+		return 0;
+	}
+	env = env_build(&pub, env_now_ms(), 0, &env_len);
+	if (!env) {
+		env_pub_free(&pub);
+		ws_send_error(s, "out of memory");
+		return 0;
+	}
+	s->link->pending++;
+	broker_publish(s->srv->broker, pub.chan, env, env_len, ws_on_published, s->link);
+	free(env);
+	env_pub_free(&pub);
+	return 0;
+}
+
+static int ws_on_receive(struct ws_sess *s, struct lws *wsi, const char *in, size_t len)
+{
+	size_t max = s->srv->cfg->max_message;
+
+	if (s->close_code || !s->nsubs)
+		return 0; /* closing: ignore the rest */
+	if (lws_frame_is_binary(wsi)) {
+		ws_close_later(s, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+			       "binary frames are not accepted; send text");
+		return 0;
+	}
+	if (s->rx_len + len > max) {
+		char why[100];
+		snprintf(why, sizeof why, "message larger than %zu bytes (--max-message)", max);
+		ws_close_later(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, why);
+		return 0;
+	}
+	if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi) && !s->rx_len)
+		return ws_on_message(s, in, len); /* the common case: no copy */
+	if (s->rx_len + len > s->rx_cap) {
+		size_t ncap = s->rx_len + len + 1024;
+		char *nrx = realloc(s->rx, ncap);
+		if (!nrx)
+			return -1;
+		s->rx = nrx;
+		s->rx_cap = ncap;
+	}
+	memcpy(s->rx + s->rx_len, in, len);
+	s->rx_len += len;
+	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+		return 0;
+	len = s->rx_len;
+	s->rx_len = 0;
+	return ws_on_message(s, s->rx, len);
+}
+
+/* Write the close frame ourselves: with the libuv event lib, lws 4.1.6 kills a
+ * connection whose callback returns -1 before its lws_close_reason() frame is sent. The
+ * peer answers with its own close, and lws finishes the handshake; the timeout covers a
+ * peer that never does. */
+static int ws_send_close(struct ws_sess *s, struct lws *wsi)
+{
+	unsigned char buf[LWS_PRE + 2 + sizeof s->close_reason], *p = buf + LWS_PRE;
+	size_t rlen = strlen(s->close_reason);
+
+	p[0] = (unsigned char)(s->close_code >> 8);
+	p[1] = (unsigned char)(s->close_code & 0xff);
+	memcpy(p + 2, s->close_reason, rlen);
+	s->close_sent = 1;
+	/* 4 is the close opcode; lws keeps LWS_WRITE_CLOSE private */
+	if (lws_write(wsi, p, 2 + rlen, (enum lws_write_protocol)4) < 0)
+		return -1;
+	lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 2);
+	return 0;
+}
+
+static int ws_on_writable(struct ws_sess *s, struct lws *wsi)
+{
+	int budget = WRITES_PER_CALLBACK;
+
+	while (s->qlen && budget-- && !lws_send_pipe_choked(wsi)) {
+		struct hub_msg *m = s->q[s->qhead];
+
+		s->qhead = (s->qhead + 1) % s->qcap;
+		s->qlen--;
+		if (lws_write(wsi, hub_msg_payload(m), m->len, LWS_WRITE_TEXT) < (int)m->len) {
+			hub_msg_unref(m);
+			return -1;
+		}
+		hub_msg_unref(m);
+	}
+	if (s->qlen) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	if (s->close_code && !s->close_sent)
+		return ws_send_close(s, wsi);
+	return 0;
+}
+
+void ws_close_all(struct server *srv)
+{
+	for (struct ws_sess *s = srv->sessions; s; s = s->next) {
+		/* Drop what is queued: the client is told to go away now, not in a while. */
+		for (unsigned i = 0; i < s->qlen; i++)
+			hub_msg_unref(s->q[(s->qhead + i) % s->qcap]);
+		s->qlen = 0;
+		ws_close_later(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+	}
+}
+
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		size_t len)
+{
+	struct ws_sess *s = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_ESTABLISHED:
+		return ws_on_established(s, wsi);
+	case LWS_CALLBACK_RECEIVE:
+		return ws_on_receive(s, wsi, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return ws_on_writable(s, wsi);
+	case LWS_CALLBACK_CLOSED:
+		ws_on_closed(s);
+		return 0;
+	default:
+		return 0;
+	}
+}
