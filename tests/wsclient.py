@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """wsclient.py: a WebSocket client for tests, built on Python's websockets (not our code).
 
-wsclient.py URL [--send TEXT]... [--send-binary HEX] [--count N] [--timeout S] [--ready FILE]
+wsclient.py URL [--send TEXT]... [--send-binary HEX] [--send-text-hex HEX]
+            [--send-fragments A B ...] [--count N] [--timeout S] [--ready FILE]
 
 Connects, writes FILE (if --ready) once the handshake is done, sends each --send as a
 text frame, then prints every text frame received, one per line, until N frames (if
@@ -18,6 +19,8 @@ async def main():
     ap.add_argument("url")
     ap.add_argument("--send", action="append", default=[])
     ap.add_argument("--send-binary")
+    ap.add_argument("--send-text-hex", help="a text frame with these raw bytes (may be invalid UTF-8)")
+    ap.add_argument("--send-fragments", nargs="+", help="one text message sent as these fragments")
     ap.add_argument("--count", type=int)
     ap.add_argument("--timeout", type=float, default=5)
     ap.add_argument("--ready")
@@ -35,6 +38,10 @@ async def main():
         await ws.send(t)
     if a.send_binary:
         await ws.send(bytes.fromhex(a.send_binary))
+    if a.send_text_hex:
+        await ws.write_frame(True, 0x1, bytes.fromhex(a.send_text_hex))
+    if a.send_fragments:
+        await ws.send(iter(a.send_fragments))
     got = 0
     loop = asyncio.get_running_loop()
     deadline = loop.time() + a.timeout

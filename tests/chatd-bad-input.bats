@@ -1,0 +1,174 @@
+#!/usr/bin/env bats
+# Bad input: every case gets the exact error chat-protocol(7) documents, and an honest
+# client on the same server is served normally right afterwards.
+
+load helpers
+
+setup() {
+	start_chatd --max-message 1K
+}
+
+# still_serving: a fresh subscriber receives a fresh post.
+still_serving() {
+	local ready=$BATS_TEST_TMPDIR/ready.$RANDOM
+	bg ws "ws://127.0.0.1:$CHATD_PORT/ws/honest" --count 1 --timeout 5 --ready "$ready"
+	wait_until 5 test -e "$ready"
+	run post '{"chan":"honest","msg":"still here"}'
+	[[ "$output" == "200 "* ]]
+	wait "$BG_PID"
+	grep -q '"msg":"still here"' "$BG_OUT"
+	kill -0 "$CHATD_PID"
+}
+
+# expect_http STATUS ERROR_SUBSTRING CURL_ARGS...
+expect_http() {
+	local want_status=$1 want_err=$2
+	shift 2
+	run curl -s -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' "$@"
+	echo "status $output, body $(cat "$BATS_TEST_TMPDIR/body")"
+	[ "$output" = "$want_status" ]
+	$PY -c 'import json,sys
+b=json.load(open(sys.argv[1]))
+assert b["ok"] is False and sys.argv[2] in b["error"], b' "$BATS_TEST_TMPDIR/body" "$want_err"
+}
+
+@test "malformed JSON: 400" {
+	expect_http 400 'body is not valid JSON (error at byte 8)' -X POST -d '{"chan":,' "$CHATD_URL/"
+	still_serving
+}
+
+@test "trailing garbage after the object: 400" {
+	expect_http 400 'body is not valid JSON' -X POST -d '{"chan":"a","msg":1} x' "$CHATD_URL/"
+	still_serving
+}
+
+@test "a body that is not an object: 400" {
+	expect_http 400 'body must be a JSON object like {"chan":"pubsub","msg":"hello"}' -X POST -d '["pubsub","x"]' "$CHATD_URL/"
+	still_serving
+}
+
+@test "missing chan: 400" {
+	expect_http 400 'missing "chan"' -X POST -d '{"msg":"x"}' "$CHATD_URL/"
+	still_serving
+}
+
+@test "chan of the wrong type: 400" {
+	expect_http 400 '"chan" must be a string' -X POST -d '{"chan":["a"],"msg":"x"}' "$CHATD_URL/"
+	still_serving
+}
+
+@test "invalid channel name: 400" {
+	expect_http 400 'invalid channel name "no spaces": channel name may only use A-Z a-z 0-9 _ - . :' \
+		-X POST -d '{"chan":"no spaces","msg":"x"}' "$CHATD_URL/"
+	expect_http 400 'channel name is empty' -X POST -d '{"chan":"","msg":"x"}' "$CHATD_URL/"
+	expect_http 400 'channel name is longer than 64 characters' \
+		-X POST -d "{\"chan\":\"$(printf 'x%.0s' $(seq 65))\",\"msg\":\"x\"}" "$CHATD_URL/"
+	expect_http 400 'invalid channel name in path' -X POST -d 'x' "$CHATD_URL/pub/a%20b"
+	still_serving
+}
+
+@test "missing msg: 400" {
+	expect_http 400 'missing "msg"' -X POST -d '{"chan":"a"}' "$CHATD_URL/"
+	still_serving
+}
+
+@test "invalid UTF-8: 400" {
+	printf '{"chan":"a","msg":"\xc3\x28"}' >"$BATS_TEST_TMPDIR/bad"
+	expect_http 400 'body is not valid UTF-8' -X POST --data-binary @"$BATS_TEST_TMPDIR/bad" "$CHATD_URL/"
+	printf '\xff\xfe' >"$BATS_TEST_TMPDIR/bad"
+	expect_http 400 'message is not valid UTF-8' -X POST --data-binary @"$BATS_TEST_TMPDIR/bad" "$CHATD_URL/pub/a"
+	still_serving
+}
+
+@test "a body over --max-message: 413" {
+	head -c 2000 /dev/zero | tr '\0' x >"$BATS_TEST_TMPDIR/big"
+	expect_http 413 'body is 2000 bytes; the limit is 1024 (chatd --max-message)' \
+		-X POST --data-binary @"$BATS_TEST_TMPDIR/big" "$CHATD_URL/pub/a"
+	still_serving
+}
+
+@test "a POST without Content-Length (chunked): 411" {
+	expect_http 411 'a POST needs a Content-Length header' \
+		-X POST -H 'Transfer-Encoding: chunked' -d '{"chan":"a","msg":1}' "$CHATD_URL/"
+	still_serving
+}
+
+@test "wrong method: 405 with Allow" {
+	expect_http 405 'method not allowed on /; use GET, POST' -X PUT -d 'x' "$CHATD_URL/"
+	expect_http 405 'method not allowed on /healthz; use GET' -X POST -d 'x' "$CHATD_URL/healthz"
+	expect_http 405 'method not allowed on /pub/a; use POST' "$CHATD_URL/pub/a"
+	run curl -s -i -X DELETE "$CHATD_URL/"
+	[[ "$output" == *$'allow: GET, POST\r'* ]]
+	still_serving
+}
+
+@test "unknown path: 404" {
+	expect_http 404 'no such endpoint: /nope' "$CHATD_URL/nope"
+	expect_http 404 'no such endpoint: /nope' -X POST -d '{}' "$CHATD_URL/nope"
+	still_serving
+}
+
+@test "the WebSocket endpoint without an upgrade: 426" {
+	expect_http 426 'this is the WebSocket endpoint' "$CHATD_URL/ws?chan=a"
+	still_serving
+}
+
+@test "WebSocket: a binary frame closes with 1003" {
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws" --send-binary 00ff
+	[ "$output" = "CLOSE 1003 binary frames are not accepted; send text" ]
+	still_serving
+}
+
+@test "WebSocket: invalid UTF-8 in a text frame closes with 1007" {
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws" --send-text-hex c328
+	[ "$output" = "CLOSE 1007 text frame is not valid UTF-8" ]
+	still_serving
+}
+
+@test "WebSocket: a message over --max-message closes with 1009" {
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws" --send "$(head -c 1500 /dev/zero | tr '\0' y)"
+	[ "$output" = "CLOSE 1009 message larger than 1024 bytes (--max-message)" ]
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws" --send-fragments "$(head -c 600 /dev/zero | tr '\0' y)" "$(head -c 600 /dev/zero | tr '\0' y)"
+	[ "$output" = "CLOSE 1009 message larger than 1024 bytes (--max-message)" ]
+	still_serving
+}
+
+@test "WebSocket: an invalid channel in the URL closes with 1008" {
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws?chan=a%2Fb"
+	[ "$output" = 'CLOSE 1008 invalid channel name "a/b": channel name may only use A-Z a-z 0-9 _ - . :' ]
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws/$(printf 'x%.0s' $(seq 65))"
+	[ "$output" = 'CLOSE 1008 invalid channel name in path: channel name is longer than 64 characters' ]
+	run ws "ws://127.0.0.1:$CHATD_PORT/elsewhere"
+	[ "$output" = 'CLOSE 1008 no WebSocket endpoint at /elsewhere; use /ws?chan=NAME or /ws/NAME' ]
+	still_serving
+}
+
+@test "WebSocket: more than 16 channels closes with 1008" {
+	q=$(for i in $(seq 17); do printf 'chan=c%d&' "$i"; done)
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws?$q"
+	[ "$output" = 'CLOSE 1008 too many channels: at most 16 per connection' ]
+	still_serving
+}
+
+@test "WebSocket: a bad publish gets an error frame and the connection stays usable" {
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws/w" --count 3 --send '{"chan":"bad name","msg":1}' \
+		--send '{"chan":7,"msg":1}' --send '{"chan":"w","msg":"fine"}'
+	[ "${lines[0]}" = '{"type":"error","error":"invalid channel name \"bad name\": channel name may only use A-Z a-z 0-9 _ - . :"}' ]
+	[ "${lines[1]}" = '{"type":"error","error":"\"chan\" must be a string"}' ]
+	[[ "${lines[2]}" == *'"chan":"w",'*'"msg":"fine"}' ]]
+	still_serving
+}
+
+@test "bad option values are refused before start" {
+	run chatd --listen nowhere:99999
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"bad port"* ]]
+	run chatd --redis http://x
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"Redis URL must look like redis://HOST:PORT"* ]]
+	run chatd --max-message lots
+	[ "$status" -eq 64 ]
+	run chatd --listen "127.0.0.1:$CHATD_PORT"
+	[ "$status" -eq 69 ]
+	[[ "$output" == *"cannot listen on 127.0.0.1:$CHATD_PORT: Address already in use"* ]]
+}

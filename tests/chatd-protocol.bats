@@ -1,0 +1,126 @@
+#!/usr/bin/env bats
+# The wire protocol of chatd as chat-protocol(7) documents it, exercised with clients we
+# did not write: curl and Python's websockets.
+
+load helpers
+
+setup() {
+	start_chatd
+}
+
+# subscribe_bg URL COUNT: a WebSocket subscriber in the background, ready when this returns.
+subscribe_bg() {
+	local ready=$BATS_TEST_TMPDIR/ready.$RANDOM
+	bg ws "$1" --count "$2" --timeout 5 --ready "$ready"
+	SUB_PID=$BG_PID
+	SUB_OUT=$BG_OUT
+	wait_until 5 test -e "$ready"
+}
+
+# await_sub: wait for the background subscriber to finish; its output is in $SUB_OUT.
+await_sub() {
+	wait "$SUB_PID"
+}
+
+@test "the origin curl command reaches a WebSocket subscriber" {
+	subscribe_bg "ws://127.0.0.1:$CHATD_PORT/ws?chan=pubsub" 1
+	run curl -s -H 'Content-Type: application/json' -X POST -d '{"chan":"pubsub", "msg":"test message"}' "http://127.0.0.1:$CHATD_PORT/"
+	[ "$status" -eq 0 ]
+	[[ "$output" == '{"ok":true,"chan":"pubsub","ts":'* ]]
+	await_sub
+	run head -n 1 "$SUB_OUT"
+	[[ "$output" =~ ^\{\"chan\":\"pubsub\",\"ts\":[0-9]{13},\"msg\":\"test\ message\"\}$ ]]
+}
+
+@test "msg is relayed unchanged, whatever JSON value it is" {
+	subscribe_bg "ws://127.0.0.1:$CHATD_PORT/ws/values" 6
+	for v in '"s"' 42 '{"a":[1,{"b":null}]}' '[1,2]' true null; do
+		run post "{\"chan\":\"values\",\"msg\":$v}"
+		[[ "$output" == "200 "* ]]
+	done
+	await_sub
+	run $PY -c '
+import json,sys
+got=[json.loads(l)["msg"] for l in open(sys.argv[1]) if l.startswith("{")]
+assert got==["s",42,{"a":[1,{"b":None}]},[1,2],True,None], got' "$SUB_OUT"
+	[ "$status" -eq 0 ]
+}
+
+@test "POST /pub/NAME publishes the raw body as a string" {
+	printf 'line one\nline "two"\n' >"$BATS_TEST_TMPDIR/body"
+	subscribe_bg "ws://127.0.0.1:$CHATD_PORT/ws?chan=raw" 1
+	run curl -s --data-binary @"$BATS_TEST_TMPDIR/body" "$CHATD_URL/pub/raw"
+	[[ "$output" == '{"ok":true,"chan":"raw",'* ]]
+	await_sub
+	run $PY -c 'import json,sys; print(json.dumps(json.loads(open(sys.argv[1]).readline())["msg"]))' "$SUB_OUT"
+	[ "$output" = '"line one\nline \"two\"\n"' ]
+}
+
+@test "/ws?chan= may repeat; each subscriber gets only its channels" {
+	subscribe_bg "ws://127.0.0.1:$CHATD_PORT/ws?chan=a&chan=b&chan=a" 2
+	local both_pid=$SUB_PID both_out=$SUB_OUT
+	subscribe_bg "ws://127.0.0.1:$CHATD_PORT/ws/b" 1
+	post '{"chan":"c","msg":"nobody"}'
+	post '{"chan":"a","msg":"to a"}'
+	post '{"chan":"b","msg":"to b"}'
+	wait "$both_pid"
+	await_sub
+	run grep -c '"msg"' "$both_out"
+	[ "$output" -eq 2 ]
+	grep -q '"chan":"a","ts":[0-9]*,"msg":"to a"' "$both_out"
+	grep -q '"chan":"b","ts":[0-9]*,"msg":"to b"' "$both_out"
+	run head -n 1 "$SUB_OUT"
+	[[ "$output" == *'"msg":"to b"}' ]]
+	! grep -q nobody "$both_out" "$SUB_OUT"
+}
+
+@test "/ws without a channel subscribes to pubsub" {
+	subscribe_bg "ws://127.0.0.1:$CHATD_PORT/ws" 1
+	post '{"chan":"pubsub","msg":"default"}'
+	await_sub
+	grep -q '"chan":"pubsub".*"msg":"default"' "$SUB_OUT"
+}
+
+@test "a WebSocket client publishes JSON objects to their channel and plain text to its first" {
+	subscribe_bg "ws://127.0.0.1:$CHATD_PORT/ws?chan=other" 1
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws?chan=mine&chan=other" --count 4 \
+		--send 'plain words' --send '{"msg":{"n":1}}' --send '{"chan":"other","msg":"there"}' --send '[1,2]'
+	[[ "${lines[0]}" == *'"chan":"mine","ts":'*',"msg":"plain words"}' ]]
+	[[ "${lines[1]}" == *'"chan":"mine","ts":'*',"msg":{"n":1}}' ]]
+	[[ "${lines[2]}" == *'"chan":"other","ts":'*',"msg":"there"}' ]]
+	[[ "${lines[3]}" == *'"chan":"mine","ts":'*',"msg":"[1,2]"}' ]] # not an object: text
+	await_sub
+	grep -q '"msg":"there"' "$SUB_OUT"
+}
+
+@test "a fragmented WebSocket message is reassembled" {
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws/frag" --count 1 --send-fragments 'hel' 'lo ' 'world'
+	[[ "${lines[0]}" == *'"msg":"hello world"}' ]]
+}
+
+@test "GET / serves the chat page and /healthz reports the broker" {
+	run curl -s -i "$CHATD_URL/"
+	[[ "$output" == *"HTTP/1.1 200"* ]]
+	[[ "$output" == *"content-type: text/html; charset=utf-8"* ]]
+	[[ "$output" == *"<title>chatd</title>"* ]]
+	run curl -s -w ' %{http_code}' "$CHATD_URL/healthz"
+	[[ "$output" == '{"ok":true,"broker":"memory",'*' 200' ]]
+}
+
+@test "keep-alive: several requests on one connection" {
+	run curl -s -w '%{num_connects}\n' -X POST -d '{"chan":"k","msg":1}' "$CHATD_URL/" \
+		--next -s -w '%{num_connects}\n' -X POST -d '{"chan":"k","msg":2}' "$CHATD_URL/" \
+		--next -s -w '%{num_connects}\n' "$CHATD_URL/healthz"
+	[ "$status" -eq 0 ]
+	[ "$(printf '%s\n' "$output" | grep -c '"ok":true')" -eq 3 ]
+	[[ "$output" == *'}0'* ]] # a later request reused the first connection
+}
+
+@test "the start-up line names the address and the broker; -v logs connections" {
+	stop_all
+	start_chatd -v
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws/logged" --timeout 0.3
+	wait_until 3 grep -q 'DEBUG ws: closed' "$CHATD_LOG"
+	grep -q "INFO chatd: listening on http://127.0.0.1:$CHATD_PORT broker=memory" "$CHATD_LOG"
+	grep -q 'DEBUG ws: open peer=127.0.0.1 chans=logged' "$CHATD_LOG"
+}
