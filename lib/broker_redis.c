@@ -57,7 +57,7 @@ struct rbroker {
 	struct strmap chans; /* name -> struct rchan */
 	uv_timer_t sweep;
 	int up, closing, open_handles;
-	char status[300];
+	char status[300], last_why[300];
 };
 
 struct pubreq {
@@ -68,14 +68,17 @@ struct pubreq {
 static void rconn_connect(struct rconn *c);
 static void rconn_on_timer(uv_timer_t *t);
 
+/* Tell the server when the broker becomes usable, and each time the reason it is not
+ * changes: a Redis that was never reachable is reported once, not once per retry. */
 static void rb_report(struct rbroker *rb)
 {
 	int up = rb->cmd.up && rb->sub.up;
 	const char *why = rb->base.ops->status(&rb->base);
 
-	if (up == rb->up || rb->closing)
+	if (rb->closing || (up == rb->up && (up || !strcmp(why, rb->last_why))))
 		return;
 	rb->up = up;
+	snprintf(rb->last_why, sizeof rb->last_why, "%s", up ? "" : why);
 	if (rb->base.ev->state)
 		rb->base.ev->state(rb->base.ud, up, why);
 }
@@ -448,6 +451,7 @@ struct broker *broker_redis_new(uv_loop_t *loop, const struct redis_url *url,
 	rb->base.ud = ud;
 	rb->loop = loop;
 	rb->url = *url;
+	rb->up = -1; /* unknown: the first outcome is reported */
 	if (url->is_unix)
 		snprintf(rb->base.name, sizeof rb->base.name, "redis unix:%.100s", url->path);
 	else
