@@ -54,6 +54,13 @@ static void ws_close_later(struct ws_sess *s, int code, const char *reason)
 	lws_callback_on_writable(s->wsi);
 }
 
+static void ws_drop_queue(struct ws_sess *s)
+{
+	for (unsigned i = 0; i < s->qlen; i++)
+		hub_msg_unref(s->q[(s->qhead + i) % s->qcap]);
+	s->qlen = 0;
+}
+
 void ws_enqueue(struct ws_sess *s, struct hub_msg *m)
 {
 	if (s->close_code)
@@ -64,6 +71,7 @@ void ws_enqueue(struct ws_sess *s, struct hub_msg *m)
 
 		if (s->qcap >= CHATD_MAX_QUEUE || !(nq = malloc(ncap * sizeof *nq))) {
 			log_warn("ws", "subscriber too slow, disconnecting peer=%s queued=%u", s->peer, s->qlen);
+			ws_drop_queue(s); /* the close goes out next, not after 4096 unread messages */
 			ws_close_later(s, 1013 /* try again later */,
 				       "subscriber too slow: send queue full");
 			return;
@@ -208,8 +216,7 @@ static void ws_on_closed(struct ws_sess *s)
 	for (unsigned i = 0; i < s->nsubs; i++)
 		hub_leave(srv, &s->subs[i]);
 	free(s->subs);
-	for (unsigned i = 0; i < s->qlen; i++)
-		hub_msg_unref(s->q[(s->qhead + i) % s->qcap]);
+	ws_drop_queue(s);
 	free(s->q);
 	free(s->rx);
 	if (s->link) {
@@ -357,10 +364,7 @@ static int ws_on_writable(struct ws_sess *s, struct lws *wsi)
 void ws_close_all(struct server *srv)
 {
 	for (struct ws_sess *s = srv->sessions; s; s = s->next) {
-		/* Drop what is queued: the client is told to go away now, not in a while. */
-		for (unsigned i = 0; i < s->qlen; i++)
-			hub_msg_unref(s->q[(s->qhead + i) % s->qcap]);
-		s->qlen = 0;
+		ws_drop_queue(s); /* the client is told to go away now, not in a while */
 		ws_close_later(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 	}
 }
