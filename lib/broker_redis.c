@@ -77,6 +77,8 @@ static void rb_report(struct rbroker *rb)
 
 	if (rb->closing || (up == rb->up && (up || !strcmp(why, rb->last_why))))
 		return;
+	if (!up && !rb->cmd.why[0] && !rb->sub.why[0])
+		return; /* still connecting for the first time: nothing went wrong yet */
 	rb->up = up;
 	snprintf(rb->last_why, sizeof rb->last_why, "%s", up ? "" : why);
 	if (rb->base.ev->state)
@@ -417,6 +419,7 @@ static void rb_free(struct broker *b)
 		conns[i]->up = 0;
 		if (ac)
 			redisAsyncFree(ac); /* pending callbacks run now, with NULL replies */
+		conns[i]->timer.data = rb; /* rb_on_close counts closes on the broker */
 		uv_close((uv_handle_t *)&conns[i]->timer, rb_on_close);
 	}
 	uv_close((uv_handle_t *)&rb->sweep, rb_on_close);

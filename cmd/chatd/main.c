@@ -121,7 +121,8 @@ static void server_finish(struct server *srv)
 	uv_timer_stop(&srv->stop_timer);
 	srv->broker = NULL; /* closing sessions must not talk to a freed broker */
 	broker_free(b);
-	lws_context_destroy(srv->ctx);
+	lws_context_destroy(srv->ctx); /* first call: starts closing; main finishes it */
+	srv->dying_ctx = srv->ctx;
 	srv->ctx = NULL;
 	for (int i = 0; i < 2; i++)
 		uv_close((uv_handle_t *)&srv->sig[i], NULL);
@@ -263,6 +264,10 @@ int main(int argc, char **argv)
 		 cfg.max_message, CHAT_VERSION);
 	uv_run(&loop, UV_RUN_DEFAULT);
 
+	/* With a foreign libuv loop, lws frees the context only on a second call, once the
+	 * loop has run the closes of its handles. */
+	if (srv.dying_ctx)
+		lws_context_destroy(srv.dying_ctx);
 	hub_free(&srv);
 	if (uv_loop_close(&loop))
 		log_debug("chatd", "event loop closed with handles still open");

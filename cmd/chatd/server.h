@@ -30,6 +30,7 @@ struct server {
 	const struct chatd_config *cfg;
 	uv_loop_t *loop;
 	struct lws_context *ctx;
+	struct lws_context *dying_ctx; /* destroy started; see main() */
 	struct broker *broker;
 	struct strmap chans;       /* name -> struct hub_chan: channels with local subscribers */
 	struct ws_sess *sessions;  /* every open WebSocket, for shutdown */
