@@ -41,9 +41,15 @@ static int set_chan(struct env_pub *out, const char *chan, size_t len, char *err
 {
 	const char *why = chan_check(chan, len);
 
-	if (why)
-		return fail(err, errlen, "invalid channel name \"%.*s\": %s", (int)(len > 80 ? 80 : len),
-			    chan, why);
+	if (why) {
+		/* Echo the name back printable: it may hold any bytes, and errors travel as JSON. */
+		char shown[81];
+		size_t n = len < 80 ? len : 80;
+		for (size_t i = 0; i < n; i++)
+			shown[i] = chan[i] >= 0x20 && chan[i] < 0x7f && chan[i] != '"' ? chan[i] : '?';
+		shown[n] = '\0';
+		return fail(err, errlen, "invalid channel name \"%s\": %s", shown, why);
+	}
 	memcpy(out->chan, chan, len);
 	out->chan[len] = '\0';
 	return 0;

@@ -27,9 +27,13 @@ await_sub() {
 	run curl -s -H 'Content-Type: application/json' -X POST -d '{"chan":"pubsub", "msg":"test message"}' "http://127.0.0.1:$CHATD_PORT/"
 	[ "$status" -eq 0 ]
 	[[ "$output" == '{"ok":true,"chan":"pubsub","ts":'* ]]
+	local answer=$output
 	await_sub
 	run head -n 1 "$SUB_OUT"
 	[[ "$output" =~ ^\{\"chan\":\"pubsub\",\"ts\":[0-9]{13},\"msg\":\"test\ message\"\}$ ]]
+	# the answer's ts is the envelope's
+	ts_of() { sed 's/.*"ts":\([0-9]*\).*/\1/' <<<"$1"; }
+	[ "$(ts_of "$answer")" = "$(ts_of "$output")" ]
 }
 
 @test "msg is relayed unchanged, whatever JSON value it is" {
@@ -123,4 +127,15 @@ assert got==["s",42,{"a":[1,{"b":None}]},[1,2],True,None], got' "$SUB_OUT"
 	wait_until 3 grep -q 'DEBUG ws: closed' "$CHATD_LOG"
 	grep -q "INFO chatd: listening on http://127.0.0.1:$CHATD_PORT broker=memory" "$CHATD_LOG"
 	grep -q 'DEBUG ws: open peer=127.0.0.1 chans=logged' "$CHATD_LOG"
+}
+
+@test "--listen unix:PATH serves on a UNIX socket" {
+	stop_all
+	local sock=$BATS_TEST_TMPDIR/chatd.sock
+	chatd --listen "unix:$sock" 2>"$BATS_TEST_TMPDIR/unix.log" 3>&- &
+	STARTED_PIDS+=($!)
+	wait_until 5 test -S "$sock"
+	run curl -s --unix-socket "$sock" -X POST -d '{"chan":"u","msg":1}' http://chatd/
+	[[ "$output" == '{"ok":true,"chan":"u",'* ]]
+	grep -q "listening on unix:$sock broker=memory" "$BATS_TEST_TMPDIR/unix.log"
 }

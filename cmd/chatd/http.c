@@ -28,7 +28,8 @@ struct http_pub {
 
 struct http_req {
 	enum body_kind kind;
-	char chan[CHAN_MAX + 1]; /* for /pub/NAME */
+	char chan[CHAN_MAX + 1]; /* for /pub/NAME, then the channel published to */
+	int64_t ts;
 	char *body;
 	size_t body_len, body_cap;
 	struct http_pub *pub;
@@ -112,7 +113,7 @@ static void http_on_published(void *arg, const char *err)
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddBoolToObject(o, "ok", 1);
 		cJSON_AddStringToObject(o, "chan", r->chan);
-		cJSON_AddNumberToObject(o, "ts", (double)env_now_ms());
+		cJSON_AddNumberToObject(o, "ts", (double)r->ts); /* the envelope's ts */
 		http_answer_json(p->wsi, r, 200, o);
 	}
 	free(p);
@@ -144,7 +145,8 @@ static void http_publish(struct lws *wsi, struct http_req *r)
 		http_error(wsi, r, 503, err);
 		return;
 	}
-	env = env_build(&pub, env_now_ms(), 0, &env_len);
+	r->ts = env_now_ms();
+	env = env_build(&pub, r->ts, 0, &env_len);
 	r->pub = env ? malloc(sizeof *r->pub) : NULL;
 	if (!r->pub) {
 		free(env);
