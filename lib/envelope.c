@@ -1,8 +1,9 @@
 /* envelope.c: decoding publish requests and serialising envelopes.
  *
- * Requests are decoded with cJSON (strictly: valid UTF-8, nothing after the value);
- * envelopes are written by hand because the message value is already compact JSON and
- * the channel name needs no escaping (see chan.h), so one memcpy per part suffices. */
+ * A request is checked strictly (UTF-8, then RFC 8259 by json.c) and its "msg" value is
+ * kept as the sender wrote it, minus whitespace: numbers keep every digit. Envelopes are
+ * written by hand: the value is already compact JSON and a channel name needs no
+ * escaping (see chan.h), so one memcpy per part suffices. Clients decode with cJSON. */
 #include "envelope.h"
 
 #include <cjson/cJSON.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json.h"
 #include "utf8.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -55,109 +57,97 @@ static int set_chan(struct env_pub *out, const char *chan, size_t len, char *err
 	return 0;
 }
 
-/* Parse exactly one JSON value filling body[0..len), allowing surrounding whitespace. */
-static cJSON *parse_strict(const char *body, size_t len, size_t *bad_at)
-{
-	const char *end = NULL;
-	cJSON *v = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-
-	if (!v) {
-		const char *e = cJSON_GetErrorPtr();
-		*bad_at = (e >= body && e <= body + len) ? (size_t)(e - body) : 0;
-		return NULL;
-	}
-	while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-		end++;
-	if (end < body + len) {
-		*bad_at = (size_t)(end - body);
-		cJSON_Delete(v);
-		return NULL;
-	}
-	return v;
-}
-
 int env_pub_text(const char *chan, size_t chan_len, const char *text, size_t len,
 		 struct env_pub *out, char *err, size_t errlen)
 {
-	cJSON *s;
-	char *copy;
-
 	memset(out, 0, sizeof *out);
 	if (set_chan(out, chan, chan_len, err, errlen))
 		return -1;
 	if (!utf8_valid(text, len))
 		return fail(err, errlen, "message is not valid UTF-8");
-	copy = malloc(len + 1);
-	if (!copy)
-		return fail(err, errlen, "out of memory");
-	memcpy(copy, text, len);
-	copy[len] = '\0';
-	s = cJSON_CreateString(copy);
-	free(copy);
-	out->msg = s ? cJSON_PrintUnformatted(s) : NULL;
-	cJSON_Delete(s);
+	out->msg = malloc(6 * len + 3);
 	if (!out->msg)
 		return fail(err, errlen, "out of memory");
-	out->msg_len = strlen(out->msg);
+	out->msg_len = json_quote(out->msg, text, len);
+	out->msg[out->msg_len] = '\0';
 	return 0;
 }
 
 int env_pub_parse(const char *body, size_t len, const char *default_chan, struct env_pub *out,
 		  char *err, size_t errlen)
 {
-	cJSON *root, *chan, *msg;
-	size_t bad_at = 0;
+	const char *why = NULL, *key, *val, *chan = NULL, *msg = NULL;
+	size_t bad_at = 0, pos = 0, klen, vlen, chan_len = 0, msg_len = 0;
+	char *min;
+	long n;
 	int rc = -1;
 
 	memset(out, 0, sizeof *out);
 	if (!utf8_valid(body, len))
 		return fail(err, errlen, "body is not valid UTF-8");
-	root = parse_strict(body, len, &bad_at);
-	if (default_chan && (!root || !cJSON_IsObject(root) ||
-			     !cJSON_GetObjectItemCaseSensitive(root, "msg"))) {
+	min = malloc(len + 1);
+	if (!min)
+		return fail(err, errlen, "out of memory");
+	n = json_minify(body, len, min, &bad_at, &why);
+	if (n > 0 && min[0] == '{') {
+		/* The first "chan" and the first "msg" member count; others are ignored. */
+		while (json_object_next(min, (size_t)n, &pos, &key, &klen, &val, &vlen)) {
+			if (!chan && klen == 4 && !memcmp(key, "chan", 4))
+				chan = val, chan_len = vlen;
+			else if (!msg && klen == 3 && !memcmp(key, "msg", 3))
+				msg = val, msg_len = vlen;
+		}
+	}
+	if (default_chan && !msg) {
 		/* WebSocket: anything that is not a publish object is plain text. */
-		cJSON_Delete(root);
+		free(min);
 		return env_pub_text(default_chan, strlen(default_chan), body, len, out, err, errlen);
 	}
-	if (!root)
-		return fail(err, errlen, "body is not valid JSON (error at byte %zu); send an object like {\"chan\":\"pubsub\",\"msg\":\"hello\"}",
-			    bad_at);
-	if (!cJSON_IsObject(root)) {
+	if (n < 0) {
+		fail(err, errlen, "body is not valid JSON (%s at byte %zu); send an object like {\"chan\":\"pubsub\",\"msg\":\"hello\"}",
+		     why, bad_at);
+		goto out;
+	}
+	if (min[0] != '{') {
 		fail(err, errlen, "body must be a JSON object like {\"chan\":\"pubsub\",\"msg\":\"hello\"}");
 		goto out;
 	}
-	chan = cJSON_GetObjectItemCaseSensitive(root, "chan");
-	msg = cJSON_GetObjectItemCaseSensitive(root, "msg");
 	if (!chan && !default_chan) {
 		fail(err, errlen, "missing \"chan\": name the channel to publish to, e.g. {\"chan\":\"pubsub\",\"msg\":\"hello\"}");
 		goto out;
 	}
-	if (chan && !cJSON_IsString(chan)) {
+	if (chan && chan[0] != '"') {
 		fail(err, errlen, "\"chan\" must be a string");
 		goto out;
 	}
-	if (set_chan(out, chan ? chan->valuestring : default_chan,
-		     strlen(chan ? chan->valuestring : default_chan), err, errlen))
+	if (chan) {
+		char name[CHAN_MAX + 2];
+		long nl = json_unescape_short(chan + 1, chan_len - 2, name, sizeof name);
+		if (set_chan(out, name, nl < 0 ? sizeof name : (size_t)nl, err, errlen))
+			goto out;
+	} else if (set_chan(out, default_chan, strlen(default_chan), err, errlen))
 		goto out;
 	if (!msg) {
 		fail(err, errlen, "missing \"msg\": give the message to publish, any JSON value");
 		goto out;
 	}
-	out->msg = cJSON_PrintUnformatted(msg);
+	out->msg = malloc(msg_len + 1);
 	if (!out->msg) {
 		fail(err, errlen, "out of memory");
 		goto out;
 	}
-	out->msg_len = strlen(out->msg);
+	memcpy(out->msg, msg, msg_len);
+	out->msg[msg_len] = '\0';
+	out->msg_len = msg_len;
 	rc = 0;
 out:
-	cJSON_Delete(root);
+	free(min);
 	return rc;
 }
 
 void env_pub_free(struct env_pub *p)
 {
-	cJSON_free(p->msg);
+	free(p->msg);
 	p->msg = NULL;
 }
 
@@ -181,17 +171,16 @@ char *env_build(const struct env_pub *p, int64_t ts_ms, size_t pre, size_t *len)
 
 char *env_error_frame(const char *err, size_t pre, size_t *len)
 {
-	cJSON *s = cJSON_CreateString(err);
-	char *q = s ? cJSON_PrintUnformatted(s) : NULL, *buf = NULL;
+	size_t elen = strlen(err);
+	char *buf = malloc(pre + 6 * elen + 32), *o;
 
-	cJSON_Delete(s);
-	if (q) {
-		size_t cap = pre + strlen(q) + 32;
-		buf = malloc(cap);
-		if (buf)
-			*len = (size_t)snprintf(buf + pre, cap - pre, "{\"type\":\"error\",\"error\":%s}", q);
-	}
-	cJSON_free(q);
+	if (!buf)
+		return NULL;
+	o = buf + pre;
+	memcpy(o, "{\"type\":\"error\",\"error\":", 24);
+	*len = 24 + json_quote(o + 24, err, elen);
+	o[(*len)++] = '}';
+	o[*len] = '\0';
 	return buf;
 }
 

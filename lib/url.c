@@ -110,7 +110,7 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
 		return fail(err, errlen, "user names in server URLs are not supported");
 	memcpy(hostport, auth, (size_t)(rest - auth));
 	hostport[rest - auth] = '\0';
-	if (!hostport[0])
+	if (!hostport[0] || strspn(hostport, "0123456789") == strlen(hostport))
 		return fail(err, errlen, "missing host in \"%s\"", s);
 	if (url_split_hostport(hostport, u->host, sizeof u->host, &u->port, err, errlen))
 		return -1;
@@ -167,6 +167,8 @@ int url_parse_redis(const char *s, struct redis_url *r, char *err, size_t errlen
 	hostport[slash - p] = '\0';
 	if (!hostport[0])
 		strcpy(r->host, "127.0.0.1");
+	else if (strspn(hostport, "0123456789") == strlen(hostport))
+		return fail(err, errlen, "missing host in \"%s\" (redis://HOST:PORT)", s);
 	else if (url_split_hostport(hostport, r->host, sizeof r->host, &r->port, err, errlen))
 		return -1;
 	if (*slash && slash[1]) {

@@ -33,7 +33,7 @@ assert b["ok"] is False and sys.argv[2] in b["error"], b' "$BATS_TEST_TMPDIR/bod
 }
 
 @test "malformed JSON: 400" {
-	expect_http 400 'body is not valid JSON (error at byte 8)' -X POST -d '{"chan":,' "$CHATD_URL/"
+	expect_http 400 'body is not valid JSON (unexpected character at byte 8)' -X POST -d '{"chan":,' "$CHATD_URL/"
 	still_serving
 }
 
@@ -171,4 +171,24 @@ assert b["ok"] is False and sys.argv[2] in b["error"], b' "$BATS_TEST_TMPDIR/bod
 	run chatd --listen "127.0.0.1:$CHATD_PORT"
 	[ "$status" -eq 69 ]
 	[[ "$output" == *"cannot listen on 127.0.0.1:$CHATD_PORT: Address already in use"* ]]
+}
+
+@test "JSON that lenient parsers accept is refused: leading zeros, raw control characters, lone surrogates" {
+	expect_http 400 'body is not valid JSON (leading zero in a number at byte 19)' -X POST -d '{"chan":"a","msg":01}' "$CHATD_URL/"
+	expect_http 400 'body is not valid JSON (control character inside a string (escape it) at byte 20)' \
+		-X POST --data-binary $'{"chan":"a","msg":"a\tb"}' "$CHATD_URL/"
+	expect_http 400 'unpaired surrogate' -X POST -d '{"chan":"a","msg":"\ud800"}' "$CHATD_URL/"
+	expect_http 400 'invalid channel name "a?b"' -X POST -d '{"chan":"a\u0000b","msg":1}' "$CHATD_URL/"
+	expect_http 400 'nested too deeply' -X POST -d "{\"chan\":\"a\",\"msg\":$(printf '[%.0s' $(seq 600))}" "$CHATD_URL/"
+	still_serving
+}
+
+@test "msg is relayed as written: every digit of a number, escapes as sent" {
+	local ready=$BATS_TEST_TMPDIR/ready
+	bg ws "ws://127.0.0.1:$CHATD_PORT/ws/exact" --count 1 --timeout 5 --ready "$ready"
+	wait_until 5 test -e "$ready"
+	run post '{"chan":"exact", "msg": {"n": 0.30000000000000004, "big": 9007199254740993, "s": "caf\u00e9 \"q\""}}'
+	[[ "$output" == "200 "* ]]
+	wait "$BG_PID"
+	grep -qF '"msg":{"n":0.30000000000000004,"big":9007199254740993,"s":"caf\u00e9 \"q\""}}' "$BG_OUT"
 }
