@@ -139,3 +139,38 @@ assert got==["s",42,{"a":[1,{"b":None}]},[1,2],True,None], got' "$SUB_OUT"
 	[[ "$output" == '{"ok":true,"chan":"u",'* ]]
 	grep -q "listening on unix:$sock broker=memory" "$BATS_TEST_TMPDIR/unix.log"
 }
+
+@test "a server-initiated close is one close frame: the client's answer is not echoed" {
+	# Browsers fail a connection (1006) that receives a second close frame.
+	run $PY - "$CHATD_PORT" <<'PY'
+import os, socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /ws?chan=bad! HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += s.recv(4096)
+buf = buf.split(b"\r\n\r\n", 1)[1]
+def frame():
+    global buf
+    while len(buf) < 2:
+        d = s.recv(4096)
+        if not d:
+            return None
+        buf += d
+    n = buf[1] & 127
+    while len(buf) < 2 + n:
+        buf += s.recv(4096)
+    f, buf = buf[:2 + n], buf[2 + n:]
+    return f
+f = frame()
+print("first opcode", f[0] & 15, "code", struct.unpack(">H", f[2:4])[0])
+mask = os.urandom(4)
+payload = f[2:4]
+s.sendall(bytes([0x88, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+s.settimeout(3)
+print("then", "eof" if frame() is None else "another frame")
+PY
+	[ "${lines[0]}" = "first opcode 8 code 1008" ]
+	[ "${lines[1]}" = "then eof" ]
+}

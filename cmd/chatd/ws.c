@@ -381,6 +381,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		return ws_on_receive(s, wsi, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return ws_on_writable(s, wsi);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* The peer answers our own close frame (ws_send_close): lws does not know we sent
+		 * one and would echo a second, which browsers treat as an error (1006). */
+		return s->close_sent ? -1 : 0;
 	case LWS_CALLBACK_CLOSED:
 		ws_on_closed(s);
 		return 0;
