@@ -73,6 +73,40 @@ int env_pub_text(const char *chan, size_t chan_len, const char *text, size_t len
 	return 0;
 }
 
+int env_pub_value(const char *chan, size_t chan_len, const char *json, size_t len,
+		  struct env_pub *out, char *err, size_t errlen)
+{
+	const char *why = NULL;
+	size_t bad_at = 0;
+	long n;
+
+	memset(out, 0, sizeof *out);
+	if (set_chan(out, chan, chan_len, err, errlen))
+		return -1;
+	if (!utf8_valid(json, len))
+		return fail(err, errlen, "message is not valid UTF-8");
+	out->msg = malloc(len + 1);
+	if (!out->msg)
+		return fail(err, errlen, "out of memory");
+	n = json_minify(json, len, out->msg, &bad_at, &why);
+	if (n < 0) {
+		env_pub_free(out);
+		return fail(err, errlen, "invalid JSON (%s at byte %zu)", why, bad_at);
+	}
+	out->msg_len = (size_t)n;
+	return 0;
+}
+
+char *env_pub_body(const struct env_pub *p, size_t *len)
+{
+	size_t cap = strlen(p->chan) + p->msg_len + sizeof "{\"chan\":\"\",\"msg\":}";
+	char *body = malloc(cap);
+
+	if (body) /* a valid channel name needs no escaping */
+		*len = (size_t)snprintf(body, cap, "{\"chan\":\"%s\",\"msg\":%s}", p->chan, p->msg);
+	return body;
+}
+
 int env_pub_parse(const char *body, size_t len, const char *default_chan, struct env_pub *out,
 		  char *err, size_t errlen)
 {

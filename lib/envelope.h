@@ -34,6 +34,14 @@ int env_pub_parse(const char *body, size_t len, const char *default_chan, struct
 int env_pub_text(const char *chan, size_t chan_len, const char *text, size_t len,
 		 struct env_pub *out, char *err, size_t errlen);
 
+/* Make a request that publishes the JSON value written in json[0..len) to chan, checked
+ * strictly and kept as written (minus whitespace). */
+int env_pub_value(const char *chan, size_t chan_len, const char *json, size_t len,
+		  struct env_pub *out, char *err, size_t errlen);
+
+/* The publish request body {"chan":"NAME","msg":VALUE} for p, malloc'd, NUL-terminated. */
+char *env_pub_body(const struct env_pub *p, size_t *len);
+
 void env_pub_free(struct env_pub *p);
 
 /* Serialise the envelope for p with `pre` spare bytes in front (for LWS_PRE).

@@ -88,6 +88,26 @@ teardown() {
 	stop_all
 }
 
+# listen ARGS...: chat-listen -v ARGS in the background (BG_PID, BG_OUT); returns once it
+# is subscribed.
+listen() {
+	bg chat-listen -v "$@"
+	wait_until 5 grep -q subscribed "$BG_OUT.err"
+}
+
+# gone PID: the process has exited (or is a zombie waiting to be reaped).
+gone() {
+	! kill -0 "$1" 2>/dev/null || [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
+
+# finished PID: wait (at most 10 s) for a background PID to end; its exit status becomes
+# $status.
+finished() {
+	wait_until 10 gone "$1"
+	status=0
+	wait "$1" || status=$?
+}
+
 # ws ARGS...: tests/wsclient.py, a WebSocket client we did not write (Python websockets).
 ws() {
 	$PY "$TESTS_DIR/wsclient.py" "$@"

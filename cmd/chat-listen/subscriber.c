@@ -1,0 +1,299 @@
+/* subscriber.c: the libwebsockets client behind chat-listen; see subscriber.h.
+ *
+ * One context, one protocol, at most one connection. lws's own poll loop runs it; the
+ * reconnect delay and the periodic tick are lws_sul timers on that loop, so everything
+ * happens on one thread and a signal only has to set a flag and wake the loop. */
+#include "subscriber.h"
+
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "log.h"
+
+#define SUB_MAX_MESSAGE (64u << 20) /* a larger message is dropped, not buffered */
+#define SUB_TICK_US (250 * LWS_US_PER_MS)
+
+/* 100 ms doubling to 5 s, plus up to 20% jitter so that many listeners cut off by one
+ * restart do not all come back in the same instant. While connected, a ping after 30 s of
+ * silence, and hang up after 70 s, so a server that vanished without a FIN is noticed. */
+static const uint32_t backoff_ms[] = { 100, 200, 400, 800, 1600, 3200, 5000 };
+static const lws_retry_bo_t retry_policy = {
+	.retry_ms_table = backoff_ms,
+	.retry_ms_table_count = LWS_ARRAY_SIZE(backoff_ms),
+	.conceal_count = LWS_RETRY_CONCEAL_ALWAYS,
+	.secs_since_valid_ping = 30,
+	.secs_since_valid_hangup = 70,
+	.jitter_percent = 20,
+};
+
+struct subscriber {
+	struct lws_context *ctx;
+	struct lws *wsi;
+	lws_sorted_usec_list_t retry_sul, tick_sul;
+	struct sub_hooks hooks;
+	int verbosity;
+
+	char host[256], host_header[300], *path, *display;
+	int port, tls;
+
+	int status;                        /* SUB_CONTINUE while running */
+	volatile sig_atomic_t interrupted;
+	uint16_t retries;                  /* attempts since the last connection */
+	int retry_pending, in_outage, was_connected;
+	int close_code;                    /* from the server's close frame, 0 if none */
+	char close_reason[124];
+
+	char *msg; /* a message being put together from fragments */
+	size_t len, cap;
+	int oversize;
+};
+
+static void sub_connect(lws_sorted_usec_list_t *sul);
+
+/* A human name for how the connection ended. */
+static void loss_reason(struct subscriber *s, const char *err, char *out, size_t outlen)
+{
+	if (err && *err)
+		snprintf(out, outlen, "%s", err);
+	else if (s->close_code == LWS_CLOSE_STATUS_GOINGAWAY)
+		snprintf(out, outlen, "server shutting down (close 1001)");
+	else if (s->close_code && s->close_reason[0])
+		snprintf(out, outlen, "%s (close %d)", s->close_reason, s->close_code);
+	else if (s->close_code)
+		snprintf(out, outlen, "server closed the connection (close %d)", s->close_code);
+	else
+		snprintf(out, outlen, "connection dropped");
+}
+
+/* Close codes that mean "this subscription is not wanted": trying again cannot help. */
+static int is_refusal(int code)
+{
+	return code == LWS_CLOSE_STATUS_PROTOCOL_ERR || code == LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE ||
+	       code == LWS_CLOSE_STATUS_INVALID_PAYLOAD || code == LWS_CLOSE_STATUS_POLICY_VIOLATION;
+}
+
+/* The connection failed or ended: refuse to go on, or schedule the next attempt. */
+static void sub_lost(struct subscriber *s, const char *err, int http_status)
+{
+	char reason[256];
+	unsigned int delay;
+	char conceal;
+
+	s->wsi = NULL;
+	s->len = 0;
+	if (s->status != SUB_CONTINUE || s->interrupted || s->retry_pending)
+		return;
+	loss_reason(s, err, reason, sizeof reason);
+	if (http_status >= 400 && http_status < 500)
+		snprintf(reason, sizeof reason, "HTTP status %d", http_status);
+	if ((http_status >= 400 && http_status < 500) || is_refusal(s->close_code)) {
+		log_error("chat-listen", "server refused the subscription url=%s reason=\"%s\"",
+			  s->display, reason);
+		s->status = EX_UNAVAILABLE;
+		return;
+	}
+	delay = lws_retry_get_delay_ms(s->ctx, &retry_policy, &s->retries, &conceal);
+	if (!s->in_outage && s->verbosity >= SUB_NORMAL)
+		log_warn("chat-listen", "%s url=%s reason=\"%s\"",
+			 s->was_connected ? "connection lost, reconnecting" : "cannot connect, retrying",
+			 s->display, reason);
+	else if (s->verbosity >= SUB_VERBOSE)
+		log_info("chat-listen", "retrying in %u ms url=%s reason=\"%s\"", delay, s->display,
+			 reason);
+	s->in_outage = 1;
+	s->close_code = 0;
+	s->retry_pending = 1;
+	lws_sul_schedule(s->ctx, 0, &s->retry_sul, sub_connect, (lws_usec_t)delay * LWS_US_PER_MS);
+}
+
+static void sub_connect(lws_sorted_usec_list_t *sul)
+{
+	struct subscriber *s = lws_container_of(sul, struct subscriber, retry_sul);
+	struct lws_client_connect_info ci;
+
+	memset(&ci, 0, sizeof ci);
+	ci.context = s->ctx;
+	ci.address = s->host;
+	ci.port = s->port;
+	ci.ssl_connection = s->tls ? LCCSCF_USE_SSL : 0;
+	ci.path = s->path;
+	ci.host = s->host_header;
+	ci.origin = s->host_header; /* lws sends "Origin: http://" followed by this */
+	ci.local_protocol_name = "chat-listen";
+	ci.retry_and_idle_policy = &retry_policy;
+	ci.pwsi = &s->wsi;
+	s->retry_pending = 0;
+	if (s->verbosity >= SUB_VERBOSE)
+		log_info("chat-listen", "connecting url=%s", s->display);
+	if (!lws_client_connect_via_info(&ci))
+		sub_lost(s, "cannot start a connection", 0);
+}
+
+static void sub_connected(struct subscriber *s)
+{
+	if (s->verbosity >= SUB_VERBOSE)
+		log_info("chat-listen", "subscribed url=%s", s->display);
+	s->retries = 0;
+	s->in_outage = 0;
+	s->was_connected = 1;
+	s->close_code = 0;
+}
+
+/* Put a message together from however many pieces lws hands over, then pass it on. */
+static void sub_receive(struct subscriber *s, struct lws *wsi, const char *in, size_t len)
+{
+	if (!s->oversize && s->len + len + 1 > s->cap) {
+		size_t cap = s->cap ? s->cap : 4096;
+		char *m;
+
+		while (cap < s->len + len + 1)
+			cap *= 2;
+		m = s->len + len <= SUB_MAX_MESSAGE ? realloc(s->msg, cap) : NULL;
+		if (m) {
+			s->msg = m;
+			s->cap = cap;
+		} else {
+			s->oversize = 1;
+		}
+	}
+	if (!s->oversize) {
+		memcpy(s->msg + s->len, in, len);
+		s->len += len;
+	}
+	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+		return;
+	if (s->oversize)
+		log_warn("chat-listen", "dropped a message larger than %u MiB", SUB_MAX_MESSAGE >> 20);
+	else if (!lws_frame_is_binary(wsi) && s->status == SUB_CONTINUE) {
+		s->msg[s->len] = '\0';
+		s->status = s->hooks.frame(s->hooks.arg, s->msg, s->len);
+	}
+	s->len = 0;
+	s->oversize = 0;
+}
+
+static void sub_tick(lws_sorted_usec_list_t *sul)
+{
+	struct subscriber *s = lws_container_of(sul, struct subscriber, tick_sul);
+
+	if (s->status == SUB_CONTINUE && s->hooks.tick)
+		s->status = s->hooks.tick(s->hooks.arg);
+	lws_sul_schedule(s->ctx, 0, &s->tick_sul, sub_tick, SUB_TICK_US);
+}
+
+static int sub_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			size_t len)
+{
+	struct subscriber *s = lws_context_user(lws_get_context(wsi));
+	const unsigned char *p = in;
+
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		sub_connected(s);
+		break;
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		sub_receive(s, wsi, in, len);
+		break;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		s->close_code = len >= 2 ? p[0] << 8 | p[1] : LWS_CLOSE_STATUS_NO_STATUS;
+		snprintf(s->close_reason, sizeof s->close_reason, "%.*s",
+			 len > 2 ? (int)(len - 2) : 0, len > 2 ? (const char *)p + 2 : "");
+		break;
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		sub_lost(s, in ? in : "connection failed",
+			 wsi ? lws_http_client_http_response(wsi) : 0);
+		break;
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		sub_lost(s, NULL, 0);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols sub_protocols[] = {
+	{ "chat-listen", sub_callback, 0, 65536, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+struct subscriber *sub_new(const struct url *server, const char *path, int verbosity,
+			   const struct sub_hooks *hooks, char *err, size_t errlen)
+{
+	struct lws_context_creation_info info;
+	struct subscriber *s = calloc(1, sizeof *s);
+	int v6 = strchr(server->host, ':') != NULL;
+	size_t dlen = strlen(server->host) + strlen(path) + 32;
+
+	if (!s || !(s->path = strdup(path)) || !(s->display = malloc(dlen))) {
+		sub_free(s);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->hooks = *hooks;
+	s->verbosity = verbosity;
+	s->status = SUB_CONTINUE;
+	s->port = server->port;
+	s->tls = url_is_tls(server);
+	snprintf(s->host, sizeof s->host, "%s", server->host);
+	snprintf(s->host_header, sizeof s->host_header, "%s%s%s:%d", v6 ? "[" : "", server->host,
+		 v6 ? "]" : "", server->port);
+	snprintf(s->display, dlen, "%s://%s%s", s->tls ? "wss" : "ws", s->host_header, path);
+
+	lws_set_log_level(verbosity >= SUB_VERBOSE ? LLL_ERR | LLL_WARN : 0, NULL);
+	memset(&info, 0, sizeof info);
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = sub_protocols;
+	info.user = s;
+	info.gid = (gid_t)-1;
+	info.uid = (uid_t)-1;
+	info.fd_limit_per_thread = 8; /* one connection, not one table slot per possible fd */
+	if (s->tls)
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	s->ctx = lws_create_context(&info);
+	if (!s->ctx) {
+		sub_free(s);
+		snprintf(err, errlen, "cannot create the libwebsockets context");
+		return NULL;
+	}
+	return s;
+}
+
+int sub_run(struct subscriber *s)
+{
+	sub_connect(&s->retry_sul);
+	lws_sul_schedule(s->ctx, 0, &s->tick_sul, sub_tick, SUB_TICK_US);
+	while (s->status == SUB_CONTINUE && !s->interrupted)
+		if (lws_service(s->ctx, 0) < 0) {
+			log_error("chat-listen", "the libwebsockets event loop failed");
+			return EX_SOFTWARE;
+		}
+	return s->status == SUB_CONTINUE ? 0 : s->status;
+}
+
+void sub_interrupt(struct subscriber *s)
+{
+	s->interrupted = 1;
+	if (s->ctx)
+		lws_cancel_service(s->ctx);
+}
+
+void sub_free(struct subscriber *s)
+{
+	if (!s)
+		return;
+	s->interrupted = 1; /* no reconnect from the close callbacks destroying the context runs */
+	if (s->ctx) {
+		lws_sul_cancel(&s->retry_sul);
+		lws_sul_cancel(&s->tick_sul);
+		lws_context_destroy(s->ctx);
+	}
+	free(s->msg);
+	free(s->path);
+	free(s->display);
+	free(s);
+}

@@ -1,0 +1,39 @@
+/* subscriber.h: a WebSocket subscription to chatd that outlives server restarts.
+ *
+ * The subscriber owns the event loop. It connects, hands every complete text frame to a
+ * hook, and when the connection fails or drops it tries again with capped exponential
+ * backoff, saying so once per outage. The hooks decide when to stop. */
+#ifndef CHAT_LISTEN_SUBSCRIBER_H
+#define CHAT_LISTEN_SUBSCRIBER_H
+
+#include <stddef.h>
+
+#include "url.h"
+
+/* What a hook returns to keep going; anything else is the exit status to stop with. */
+#define SUB_CONTINUE (-1)
+
+enum sub_verbosity { SUB_QUIET, SUB_NORMAL, SUB_VERBOSE };
+
+struct sub_hooks {
+	int (*frame)(void *arg, const char *data, size_t len); /* one whole text frame */
+	int (*tick)(void *arg);                                 /* about every 250 ms */
+	void *arg;
+};
+
+struct subscriber;
+
+/* path is the request path with its query, as url_ws_path makes it. */
+struct subscriber *sub_new(const struct url *server, const char *path, int verbosity,
+			   const struct sub_hooks *hooks, char *err, size_t errlen);
+
+/* Run until a hook returns an exit status, the server refuses the subscription (EX_UNAVAILABLE)
+ * or sub_interrupt is called (0). Returns the exit status. */
+int sub_run(struct subscriber *s);
+
+/* Safe in a signal handler: make sub_run return 0 promptly. */
+void sub_interrupt(struct subscriber *s);
+
+void sub_free(struct subscriber *s);
+
+#endif

@@ -1,0 +1,137 @@
+/* poster.c: publishing over HTTP with libcurl; see poster.h.
+ *
+ * The server's answer is JSON: {"ok":true,...} or {"ok":false,"error":"reason"}. Anything
+ * else (a proxy's HTML error page, say) is reported by its first line. */
+#include "poster.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct poster {
+	CURL *curl;
+	struct curl_slist *headers;
+	char *url;
+	char *buf; /* response body */
+	size_t len, cap;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static size_t collect(char *data, size_t size, size_t n, void *arg)
+{
+	struct poster *p = arg;
+	size_t add = size * n;
+
+	if (p->len + add + 1 > p->cap) {
+		size_t cap = (p->len + add + 1) * 2;
+		char *b = realloc(p->buf, cap);
+		if (!b)
+			return 0; /* makes curl fail the transfer with a write error */
+		p->buf = b;
+		p->cap = cap;
+	}
+	memcpy(p->buf + p->len, data, add);
+	p->len += add;
+	p->buf[p->len] = '\0';
+	return add;
+}
+
+struct poster *poster_new(const char *base, char *err, size_t errlen)
+{
+	struct poster *p = calloc(1, sizeof *p);
+	size_t n = strlen(base);
+
+	if (p) {
+		p->url = malloc(n + 2);
+		p->cap = 256;
+		p->buf = malloc(p->cap);
+		p->curl = curl_easy_init();
+		/* "Expect:" stops libcurl from waiting for a 100 Continue on large bodies. */
+		p->headers = curl_slist_append(NULL, "Content-Type: application/json");
+		if (p->headers && !curl_slist_append(p->headers, "Expect:")) {
+			curl_slist_free_all(p->headers);
+			p->headers = NULL;
+		}
+	}
+	if (!p || !p->url || !p->buf || !p->curl || !p->headers) {
+		poster_free(p);
+		snprintf(err, errlen, "cannot initialise libcurl (out of memory?)");
+		return NULL;
+	}
+	memcpy(p->url, base, n);
+	memcpy(p->url + n, "/", 2);
+	curl_easy_setopt(p->curl, CURLOPT_URL, p->url);
+	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, p->headers);
+	curl_easy_setopt(p->curl, CURLOPT_USERAGENT, "chat-post/" CHAT_VERSION);
+	curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, p->errbuf);
+	curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, p);
+	curl_easy_setopt(p->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(p->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(p->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(p->curl, CURLOPT_TIMEOUT, 60L);
+	return p;
+}
+
+/* The server's "error" member, else the first line of whatever it sent. */
+static void answer_reason(const char *body, long status, char *out, size_t outlen)
+{
+	cJSON *root = cJSON_Parse(body);
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+
+	if (cJSON_IsString(e))
+		snprintf(out, outlen, "%s", e->valuestring);
+	else if (body[0])
+		snprintf(out, outlen, "%.*s", (int)strcspn(body, "\r\n"), body);
+	else
+		snprintf(out, outlen, "HTTP status %ld with no explanation", status);
+	cJSON_Delete(root);
+}
+
+enum post_outcome poster_send(struct poster *p, const char *body, size_t len,
+			      struct post_reply *r)
+{
+	struct curl_header *h;
+	CURLcode rc;
+	size_t n;
+
+	p->len = 0;
+	p->buf[0] = '\0';
+	p->errbuf[0] = '\0';
+	memset(r, 0, sizeof *r);
+	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	rc = curl_easy_perform(p->curl);
+	while (p->len > 0 && (p->buf[p->len - 1] == '\n' || p->buf[p->len - 1] == '\r'))
+		p->buf[--p->len] = '\0';
+	r->answer = p->buf;
+	if (rc != CURLE_OK) {
+		snprintf(r->reason, sizeof r->reason, "cannot reach chatd at %s: %s", p->url,
+			 p->errbuf[0] ? p->errbuf : curl_easy_strerror(rc));
+		return POST_UNAVAILABLE;
+	}
+	curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &r->status);
+	if (r->status >= 200 && r->status < 300)
+		return POST_ACCEPTED;
+	answer_reason(r->answer, r->status, r->reason, sizeof r->reason);
+	if (curl_easy_header(p->curl, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
+		n = strlen(r->reason);
+		snprintf(r->reason + n, sizeof r->reason - n, " (Retry-After: %s)", h->value);
+	}
+	return r->status >= 400 && r->status < 500 ? POST_REJECTED : POST_UNAVAILABLE;
+}
+
+void poster_free(struct poster *p)
+{
+	if (!p)
+		return;
+	curl_easy_cleanup(p->curl);
+	curl_slist_free_all(p->headers);
+	free(p->url);
+	free(p->buf);
+	free(p);
+}
