@@ -230,6 +230,9 @@ after" ]
 	run chat-listen -u 127.0.0.1:3000
 	[ "$status" -eq 64 ]
 	[ "$output" = 'chat-listen: "127.0.0.1:3000" is not a URL; use http://HOST:PORT' ]
+	run chat-listen $(for i in $(seq 17); do printf -- '-c c%d ' "$i"; done)
+	[ "$status" -eq 64 ]
+	[ "$output" = "chat-listen: at most 16 channels (-c) per connection" ]
 	run chat-listen extra
 	[ "$status" -eq 64 ]
 	[ "$output" = "usage: chat-listen [-jqv] [-u URL] [-c CHAN]... [-n COUNT]" ]

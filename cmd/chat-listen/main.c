@@ -154,7 +154,7 @@ int main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *url_text = cli_env("CHAT_URL", CHAT_URL_DEFAULT);
-	const char **chans = calloc((size_t)argc + 1, sizeof *chans);
+	const char *chans[CHAN_MAX_PER_CONN];
 	const struct sub_hooks hooks = { on_frame, on_tick, NULL };
 	int c, verbosity = SUB_NORMAL, status;
 	size_t nchans = 0;
@@ -162,12 +162,17 @@ int main(int argc, char *argv[])
 	char err[512], *path;
 	struct url url;
 
-	if (!chans)
-		return EX_SOFTWARE;
 	while ((c = getopt_long(argc, argv, "u:c:n:jqvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'u': url_text = optarg; break;
-		case 'c': chans[nchans++] = optarg; break;
+		case 'c':
+			if (nchans == CHAN_MAX_PER_CONN) {
+				fprintf(stderr, "chat-listen: at most %d channels (-c) per connection\n",
+					CHAN_MAX_PER_CONN);
+				return EX_USAGE;
+			}
+			chans[nchans++] = optarg;
+			break;
 		case 'n':
 			if (cli_parse_count(optarg, 1000000000L, &count) || count < 1) {
 				fprintf(stderr, "chat-listen: -n needs a positive number, not \"%s\"\n", optarg);
@@ -196,7 +201,6 @@ int main(int argc, char *argv[])
 
 	sub = sub_new(&url, path, verbosity, &hooks, err, sizeof err);
 	free(path);
-	free(chans);
 	if (!sub) {
 		fprintf(stderr, "chat-listen: %s\n", err);
 		return EX_SOFTWARE;

@@ -11,7 +11,6 @@
 #include "strmap.h"
 #include "url.h"
 
-#define CHATD_MAX_CHANS_PER_CONN 16
 #define CHATD_MAX_QUEUE 4096 /* messages queued for one subscriber before it is cut off */
 
 struct chatd_config {

@@ -161,7 +161,7 @@ static int ws_url_channels(struct lws *wsi, char names[][CHAN_MAX + 1], int max,
 
 static int ws_on_established(struct ws_sess *s, struct lws *wsi)
 {
-	char names[CHATD_MAX_CHANS_PER_CONN][CHAN_MAX + 1], err[200];
+	char names[CHAN_MAX_PER_CONN][CHAN_MAX + 1], err[200];
 	struct server *srv = server_of(wsi);
 	int n;
 
@@ -180,7 +180,7 @@ static int ws_on_established(struct ws_sess *s, struct lws *wsi)
 	srv->sessions = s;
 	srv->nsessions++;
 
-	n = ws_url_channels(wsi, names, CHATD_MAX_CHANS_PER_CONN, err, sizeof err);
+	n = ws_url_channels(wsi, names, CHAN_MAX_PER_CONN, err, sizeof err);
 	if (n < 0) {
 		log_debug("ws", "refused peer=%s: %s", s->peer, err);
 		ws_close_later(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, err);
@@ -199,7 +199,7 @@ static int ws_on_established(struct ws_sess *s, struct lws *wsi)
 		s->nsubs++;
 	}
 	if (log_enabled(LOGL_DEBUG)) {
-		char list[CHATD_MAX_CHANS_PER_CONN * (CHAN_MAX + 1)] = "";
+		char list[CHAN_MAX_PER_CONN * (CHAN_MAX + 1)] = "";
 		for (int i = 0; i < n; i++)
 			strcat(strcat(list, i ? "," : ""), names[i]);
 		log_debug("ws", "open peer=%s chans=%s", s->peer, list);
