@@ -13,6 +13,19 @@ open_subscribers() {
 	for i in $(seq "$1"); do wait_until 5 test -e "$BATS_TEST_TMPDIR/ready.$i"; done
 }
 
+# silent_client: a raw TCP client that completes the upgrade, then never reads or
+# answers again; returns once the upgrade is done.
+silent_client() {
+	bg $PY -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+print(s.recv(200).split(b"\r\n")[0].decode(), flush=True)
+time.sleep(30)' "$CHATD_PORT"
+	wait_until 5 grep -q 101 "$BG_OUT"
+}
+
 # stop_and_time SIGNAL: signal chatd, wait for it; sets STOP_STATUS and STOP_MS.
 stop_and_time() {
 	local t0 t1
@@ -52,15 +65,7 @@ stop_and_time() {
 
 @test "a client that never answers the close does not hold up the exit" {
 	start_chatd
-	# a raw TCP client: completes the upgrade, then never reads or answers again
-	bg $PY -c '
-import socket, sys, time
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-          b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-print(s.recv(200).split(b"\r\n")[0].decode(), flush=True)
-time.sleep(30)' "$CHATD_PORT"
-	wait_until 5 grep -q 101 "$BG_OUT"
+	silent_client
 	stop_and_time TERM
 	[ "$STOP_STATUS" -eq 0 ]
 	[ "$STOP_MS" -lt 5000 ]
@@ -68,14 +73,7 @@ time.sleep(30)' "$CHATD_PORT"
 
 @test "after the signal, new connections are refused" {
 	start_chatd
-	bg $PY -c '
-import socket, sys, time
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-          b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-print(s.recv(200).split(b"\r\n")[0].decode(), flush=True)
-time.sleep(30)' "$CHATD_PORT"
-	wait_until 5 grep -q 101 "$BG_OUT"
+	silent_client
 	kill -TERM "$CHATD_PID"
 	sleep 0.2 # inside the grace period: chatd still runs, waiting for the silent client
 	kill -0 "$CHATD_PID"
