@@ -52,6 +52,8 @@ static void ws_close_later(struct ws_sess *s, int code, const char *reason)
 	s->close_code = code;
 	snprintf(s->close_reason, sizeof s->close_reason, "%.123s", reason);
 	lws_callback_on_writable(s->wsi);
+	/* A peer that does not even take the close frame is dropped. */
+	lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
 }
 
 static void ws_drop_queue(struct ws_sess *s)
