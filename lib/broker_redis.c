@@ -10,12 +10,17 @@
  * has stayed unwanted for a while (SUB_LINGER_MS): clients that reconnect do not churn
  * SUBSCRIBE/UNSUBSCRIBE, and hiredis' per-channel callback table, which an UNSUBSCRIBE
  * reply clears, is never raced by a quick re-subscribe (one that happens anyway is
- * re-sent when the UNSUBSCRIBE reply arrives). */
+ * re-sent when the UNSUBSCRIBE reply arrives).
+ *
+ * A Redis that stops answering without closing (a hung host, a partition) is found by a
+ * PING each second on both connections: when nothing has come back for DEAD_MS, the
+ * connection is dropped, which fails its pending publishes (503) and reconnects. */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "broker.h"
@@ -27,7 +32,8 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define SUB_LINGER_MS 2000
-#define SWEEP_MS 1000
+#define TICK_MS 1000
+#define DEAD_MS 3000 /* no reply for this long to a PING or a publish: the connection is dead */
 
 enum rchan_state { RCHAN_NONE, RCHAN_SUBSCRIBED, RCHAN_UNSUBSCRIBING };
 
@@ -46,6 +52,9 @@ struct rconn {
 	int up;                /* answered PING: usable */
 	unsigned attempt;
 	uv_timer_t timer; /* connect watchdog while connecting, backoff while not */
+	uint64_t last_rx, ping_sent; /* loop time of the last reply, of the last PING */
+	int ping_pending;
+	int refused; /* this attempt's AUTH or SELECT failed */
 	char why[200];
 };
 
@@ -55,14 +64,17 @@ struct rbroker {
 	struct redis_url url;
 	struct rconn cmd, sub;
 	struct strmap chans; /* name -> struct rchan */
-	uv_timer_t sweep;
+	uv_timer_t tick;
+	uint64_t rng; /* xorshift state for backoff jitter */
 	int up, closing, open_handles;
-	char status[300], last_why[300];
+	char addr[120]; /* host:port or socket path, for messages */
+	char status[400], last_why[400];
 };
 
 struct pubreq {
 	broker_done_fn *done;
 	void *arg;
+	struct rconn *conn;
 };
 
 static void rconn_connect(struct rconn *c);
@@ -94,7 +106,10 @@ static void rconn_retry_later(struct rconn *c)
 		return;
 	if (delay > BACKOFF_MAX_MS)
 		delay = BACKOFF_MAX_MS;
-	delay = delay / 2 + (uint64_t)rand() % (delay / 2 + 1); /* equal jitter */
+	c->rb->rng ^= c->rb->rng << 13;
+	c->rb->rng ^= c->rb->rng >> 7;
+	c->rb->rng ^= c->rb->rng << 17;
+	delay = delay / 2 + c->rb->rng % (delay / 2 + 1); /* equal jitter */
 	c->attempt++;
 	uv_timer_start(&c->timer, rconn_on_timer, delay, 0);
 }
@@ -106,15 +121,24 @@ static void rconn_set_why(struct rconn *c, const char *what, const char *detail)
 
 static void sub_send(struct rbroker *rb, const char *verb, const char *chan);
 
+/* Any reply proves the connection alive, whichever command it answers. */
+static void rconn_heard(struct rconn *c)
+{
+	c->last_rx = uv_now(c->rb->loop);
+	c->ping_pending = 0;
+}
+
 static void on_sub_message(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct rbroker *rb = priv;
 	redisReply *reply = r, **e;
 	struct rchan *ch;
 
-	(void)ac;
-	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
+	if (!reply || rb->sub.ac != ac)
 		return;
+	rconn_heard(&rb->sub);
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
+		return; /* PONG */
 	e = reply->element;
 	if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING)
 		return;
@@ -173,7 +197,8 @@ static void on_auth(redisAsyncContext *ac, void *r, void *priv)
 	struct rconn *c = priv;
 
 	if (reply && reply->type == REDIS_REPLY_ERROR && c->ac == ac) {
-		rconn_set_why(c, "AUTH refused", reply->str);
+		rconn_set_why(c, "refused", reply->str);
+		c->refused = 1;
 		redisAsyncDisconnect(ac);
 	}
 }
@@ -185,9 +210,10 @@ static void on_ready(redisAsyncContext *ac, void *r, void *priv)
 
 	if (!reply || c->ac != ac)
 		return;
+	rconn_heard(c);
 	if (reply->type == REDIS_REPLY_ERROR) {
-		if (!c->why[0] || strncmp(c->why, "AUTH", 4))
-			rconn_set_why(c, "redis refused the connection", reply->str);
+		if (!c->refused) /* else the AUTH or SELECT error already says why */
+			rconn_set_why(c, "refused", reply->str);
 		redisAsyncDisconnect(ac);
 		return;
 	}
@@ -213,16 +239,11 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	rb_report(c->rb);
 }
 
-static void on_disconnect(const redisAsyncContext *ac, int status)
+/* The connection is gone (c->ac already cleared): a new one must subscribe afresh. */
+static void rconn_lost(struct rconn *c)
 {
-	struct rconn *c = ac->data;
-
-	if (c->ac != ac)
-		return; /* already given up on by the watchdog or broker_free */
-	if (status != REDIS_OK || !c->why[0])
-		rconn_set_why(c, "connection lost", status != REDIS_OK ? ac->errstr : "closed by redis");
-	c->ac = NULL;
 	c->up = 0;
+	c->ping_pending = 0;
 	if (c == &c->rb->sub) {
 		const char *name;
 		void *v;
@@ -231,6 +252,30 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	}
 	rconn_retry_later(c);
 	rb_report(c->rb);
+}
+
+/* Give up on a connection that does not answer: its pending callbacks run now with NULL
+ * replies (so pending publishes are refused), then reconnect. */
+static void rconn_drop(struct rconn *c, const char *why)
+{
+	redisAsyncContext *ac = c->ac;
+
+	rconn_set_why(c, why, NULL);
+	c->ac = NULL;
+	redisAsyncFree(ac);
+	rconn_lost(c);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct rconn *c = ac->data;
+
+	if (c->ac != ac)
+		return; /* already given up on by rconn_drop or broker_free */
+	if (status != REDIS_OK || !c->why[0])
+		rconn_set_why(c, "connection lost", status != REDIS_OK ? ac->errstr : "closed by redis");
+	c->ac = NULL;
+	rconn_lost(c);
 }
 
 static void rconn_on_timer(uv_timer_t *t)
@@ -242,13 +287,8 @@ static void rconn_on_timer(uv_timer_t *t)
 		rconn_connect(c);
 		return;
 	}
-	if (c->up)
-		return;
-	rconn_set_why(c, "connect timed out", NULL);
-	c->ac = NULL;
-	redisAsyncFree(ac);
-	rconn_retry_later(c);
-	rb_report(c->rb);
+	if (!c->up)
+		rconn_drop(c, "connect timed out");
 }
 
 static void rconn_connect(struct rconn *c)
@@ -273,6 +313,8 @@ static void rconn_connect(struct rconn *c)
 	}
 	ac->data = c;
 	c->ac = ac;
+	c->refused = 0;
+	redisEnableKeepAlive(&ac->c);
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	if (u->password[0] && u->user[0])
@@ -280,7 +322,7 @@ static void rconn_connect(struct rconn *c)
 	else if (u->password[0])
 		redisAsyncCommand(ac, on_auth, c, "AUTH %s", u->password);
 	if (u->db && c == &rb->cmd)
-		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", u->db);
+		redisAsyncCommand(ac, on_auth, c, "SELECT %d", u->db);
 	redisAsyncCommand(ac, on_ready, c, "PING");
 	uv_timer_start(&c->timer, rconn_on_timer, CONNECT_TIMEOUT_MS, 0);
 }
@@ -290,9 +332,10 @@ static void on_published(redisAsyncContext *ac, void *r, void *priv)
 	redisReply *reply = r;
 	struct pubreq *req = priv;
 
-	(void)ac;
+	if (reply && req->conn->ac == ac)
+		rconn_heard(req->conn);
 	if (!reply)
-		req->done(req->arg, "lost the connection to redis before it confirmed the publish");
+		req->done(req->arg, "not confirmed: lost the connection to redis before it answered; the message may still be delivered");
 	else if (reply->type == REDIS_REPLY_ERROR)
 		req->done(req->arg, reply->str);
 	else
@@ -318,6 +361,7 @@ static void rb_publish(struct broker *b, const char *chan, const char *env, size
 	}
 	req->done = done;
 	req->arg = arg;
+	req->conn = &rb->cmd;
 	if (redisAsyncCommand(rb->cmd.ac, on_published, req, "PUBLISH %s %b", chan, env, len) != REDIS_OK) {
 		free(req);
 		done(arg, "redis connection is closing");
@@ -361,13 +405,39 @@ static void rb_unsubscribe(struct broker *b, const char *chan)
 		free(strmap_del(&rb->chans, chan));
 }
 
-static void rb_on_sweep(uv_timer_t *t)
+static void on_pong(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rconn *c = priv;
+
+	if (r && c->ac == ac)
+		rconn_heard(c);
+}
+
+/* Every second: unsubscribe channels unwanted for long enough, and check both
+ * connections are alive (a PING each, unless one is still unanswered). */
+static void rb_on_tick(uv_timer_t *t)
 {
 	struct rbroker *rb = t->data;
-	uint64_t now = now_ms(rb);
+	struct rconn *conns[2] = { &rb->cmd, &rb->sub };
+	uint64_t now = uv_now(rb->loop);
 	const char *name;
 	void *v;
 
+	for (int i = 0; i < 2; i++) {
+		struct rconn *c = conns[i];
+		if (!c->up)
+			continue;
+		if (c->ping_pending && now - c->ping_sent >= DEAD_MS && now - c->last_rx >= DEAD_MS) {
+			rconn_drop(c, "no answer from redis for 3 s");
+			continue;
+		}
+		if (!c->ping_pending) {
+			redisAsyncCommand(c->ac, c == &rb->sub ? on_sub_message : on_pong,
+					  c == &rb->sub ? (void *)rb : (void *)c, "PING");
+			c->ping_pending = 1;
+			c->ping_sent = now;
+		}
+	}
 	if (!rb->sub.up)
 		return;
 	for (size_t i = 0; (i = strmap_next(&rb->chans, i, &name, &v));) {
@@ -382,14 +452,16 @@ static void rb_on_sweep(uv_timer_t *t)
 static const char *rb_status(struct broker *b)
 {
 	struct rbroker *rb = (struct rbroker *)b;
-	const struct rconn *c = !rb->cmd.up ? &rb->cmd : !rb->sub.up ? &rb->sub : NULL;
+	/* The connection that is down, preferring one that knows why. */
+	const struct rconn *c = !rb->cmd.up && (rb->cmd.why[0] || rb->sub.up) ? &rb->cmd
+				: !rb->sub.up ? &rb->sub : !rb->cmd.up ? &rb->cmd : NULL;
 
 	if (rb->closing)
 		return "shutting down";
 	if (!c)
 		return NULL;
 	snprintf(rb->status, sizeof rb->status, "redis %s connection to %s is down (%s)", c->role,
-		 rb->base.name + 6, c->why[0] ? c->why : "connecting");
+		 rb->addr, c->why[0] ? c->why : "connecting");
 	return rb->status;
 }
 
@@ -422,7 +494,7 @@ static void rb_free(struct broker *b)
 		conns[i]->timer.data = rb; /* rb_on_close counts closes on the broker */
 		uv_close((uv_handle_t *)&conns[i]->timer, rb_on_close);
 	}
-	uv_close((uv_handle_t *)&rb->sweep, rb_on_close);
+	uv_close((uv_handle_t *)&rb->tick, rb_on_close);
 }
 
 static const struct broker_ops rb_ops = {
@@ -456,16 +528,19 @@ struct broker *broker_redis_new(uv_loop_t *loop, const struct redis_url *url,
 	rb->url = *url;
 	rb->up = -1; /* unknown: the first outcome is reported */
 	if (url->is_unix)
-		snprintf(rb->base.name, sizeof rb->base.name, "redis unix:%.100s", url->path);
+		snprintf(rb->addr, sizeof rb->addr, "unix:%.100s", url->path);
 	else
-		snprintf(rb->base.name, sizeof rb->base.name, "redis %.100s:%d", url->host, url->port);
+		snprintf(rb->addr, sizeof rb->addr, "%.100s:%d", url->host, url->port);
+	snprintf(rb->base.name, sizeof rb->base.name, "redis %s", rb->addr);
+	rb->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)rb;
+	rb->rng |= 1;
 	rconn_init(rb, &rb->cmd, "command");
 	rconn_init(rb, &rb->sub, "subscriber");
-	uv_timer_init(loop, &rb->sweep);
-	rb->sweep.data = rb;
+	uv_timer_init(loop, &rb->tick);
+	rb->tick.data = rb;
 	rb->open_handles++;
-	uv_timer_start(&rb->sweep, rb_on_sweep, SWEEP_MS, SWEEP_MS);
-	uv_unref((uv_handle_t *)&rb->sweep);
+	uv_timer_start(&rb->tick, rb_on_tick, TICK_MS, TICK_MS);
+	uv_unref((uv_handle_t *)&rb->tick);
 	rconn_connect(&rb->cmd);
 	rconn_connect(&rb->sub);
 	return &rb->base;

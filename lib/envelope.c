@@ -44,13 +44,9 @@ static int set_chan(struct env_pub *out, const char *chan, size_t len, char *err
 	const char *why = chan_check(chan, len);
 
 	if (why) {
-		/* Echo the name back printable: it may hold any bytes, and errors travel as JSON. */
 		char shown[81];
-		size_t n = len < 80 ? len : 80;
-		for (size_t i = 0; i < n; i++)
-			shown[i] = chan[i] >= 0x20 && chan[i] < 0x7f && chan[i] != '"' ? chan[i] : '?';
-		shown[n] = '\0';
-		return fail(err, errlen, "invalid channel name \"%s\": %s", shown, why);
+		return fail(err, errlen, "invalid channel name \"%s\": %s",
+			    utf8_printable(shown, sizeof shown, chan, len), why);
 	}
 	memcpy(out->chan, chan, len);
 	out->chan[len] = '\0';
@@ -136,6 +132,10 @@ int env_pub_parse(const char *body, size_t len, const char *default_chan, struct
 		/* WebSocket: anything that is not a publish object is plain text. */
 		free(min);
 		return env_pub_text(default_chan, strlen(default_chan), body, len, out, err, errlen);
+	}
+	if (n < 0 && !strcmp(why, "no value")) {
+		fail(err, errlen, "body is empty; send an object like {\"chan\":\"pubsub\",\"msg\":\"hello\"}");
+		goto out;
 	}
 	if (n < 0) {
 		fail(err, errlen, "body is not valid JSON (%s at byte %zu); send an object like {\"chan\":\"pubsub\",\"msg\":\"hello\"}",

@@ -221,7 +221,7 @@ long json_minify(const char *text, size_t len, char *out, size_t *err_at, const 
 	js_ws(&j);
 	if (j.i == len) {
 		*err_at = j.i;
-		*why = "empty";
+		*why = "no value";
 		return -1;
 	}
 	if (!js_value(&j)) {

@@ -1,6 +1,16 @@
 /* utf8.c: strict UTF-8 check, written for the common all-ASCII case to stay cheap. */
 #include "utf8.h"
 
+char *utf8_printable(char *out, size_t cap, const char *s, size_t len)
+{
+	size_t n = len < cap - 1 ? len : cap - 1;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' ? s[i] : '?';
+	out[n] = '\0';
+	return out;
+}
+
 int utf8_valid(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;

@@ -94,11 +94,11 @@ assert b["ok"] is False and sys.argv[2] in b["error"], b' "$BATS_TEST_TMPDIR/bod
 }
 
 @test "wrong method: 405 with Allow" {
-	expect_http 405 'method not allowed on /; use GET, POST' -X PUT -d 'x' "$CHATD_URL/"
-	expect_http 405 'method not allowed on /healthz; use GET' -X POST -d 'x' "$CHATD_URL/healthz"
+	expect_http 405 'method not allowed on /; use GET, HEAD, POST' -X PUT -d 'x' "$CHATD_URL/"
+	expect_http 405 'method not allowed on /healthz; use GET, HEAD' -X POST -d 'x' "$CHATD_URL/healthz"
 	expect_http 405 'method not allowed on /pub/a; use POST' "$CHATD_URL/pub/a"
 	run curl -s -i -X DELETE "$CHATD_URL/"
-	[[ "$output" == *$'allow: GET, POST\r'* ]]
+	[[ "$output" == *$'allow: GET, HEAD, POST\r'* ]]
 	still_serving
 }
 
@@ -191,4 +191,59 @@ assert b["ok"] is False and sys.argv[2] in b["error"], b' "$BATS_TEST_TMPDIR/bod
 	[[ "$output" == "200 "* ]]
 	wait "$BG_PID"
 	grep -qF '"msg":{"n":0.30000000000000004,"big":9007199254740993,"s":"caf\u00e9 \"q\""}}' "$BG_OUT"
+}
+
+@test "pipelined requests: the first is answered, then the connection is closed; nobody else suffers" {
+	run $PY - "$CHATD_PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+          b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{\"chan\":\"a\",\"msg\":1}")
+s.settimeout(5)
+data = b""
+while True:
+    d = s.recv(4096)
+    if not d:
+        break
+    data += d
+print(data.count(b"HTTP/1.1 "), data.split(b"\r\n")[0].decode())
+PY
+	[ "$output" = "1 HTTP/1.1 200 OK" ]
+	still_serving
+}
+
+@test "Transfer-Encoding next to Content-Length: 411, connection closed" {
+	run curl -s -i -X POST -H 'Content-Length: 5' -H 'Transfer-Encoding: chunked' \
+		--data-binary $'0\r\n\r\n' "$CHATD_URL/pub/a"
+	[[ "$output" == "HTTP/1.1 411"* ]]
+	[[ "$output" == *$'connection: close\r'* ]]
+	still_serving
+}
+
+@test "empty and oversized URL arguments are neither skipped over nor ignored" {
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws?&chan=zz" --send 'x' --count 1
+	[[ "${lines[0]}" == '{"chan":"zz",'* ]]
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws?chan=zz&&chan=yy" --send '{"chan":"yy","msg":1}' --count 1
+	[[ "${lines[0]}" == '{"chan":"yy",'* ]]
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws?chan=$(printf 'a%.0s' $(seq 300))"
+	[[ "$output" == "CLOSE 1008 invalid channel name \"aaaa"*'": channel name is longer than 64 characters' ]]
+	still_serving
+}
+
+@test "bytes that are not UTF-8 are never echoed back raw" {
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws?chan=%FF%FE"
+	[ "$output" = 'CLOSE 1008 invalid channel name "??": channel name may only use A-Z a-z 0-9 _ - . :' ]
+	expect_http 404 'no such endpoint: /??' "$CHATD_URL/%FF%C0"
+	still_serving
+}
+
+@test "HEAD answers the headers of GET and no body" {
+	run curl -s -I "$CHATD_URL/healthz"
+	[[ "$output" == "HTTP/1.1 200"* ]]
+	[[ "$output" == *"content-length: "* ]]
+	run curl -s -X HEAD -m 3 -o "$BATS_TEST_TMPDIR/head" -w '%{http_code} %{size_download}' "$CHATD_URL/"
+	[ "$output" = "200 0" ]
+	run curl -s -i -X DELETE "$CHATD_URL/healthz"
+	[[ "$output" == *$'allow: GET, HEAD\r'* ]]
+	still_serving
 }

@@ -14,10 +14,11 @@ setup() {
 	wait_healthy "$B_URL"
 }
 
-# sub_on PORT CHAN COUNT: background subscriber on that node, subscribed in Redis on return.
+# sub_on PORT CHAN COUNT [TIMEOUT]: background subscriber on that node, subscribed in Redis
+# on return.
 sub_on() {
 	local ready=$BATS_TEST_TMPDIR/ready.$RANDOM
-	bg ws "ws://127.0.0.1:$1/ws/$2" --count "$3" --timeout 8 --ready "$ready"
+	bg ws "ws://127.0.0.1:$1/ws/$2" --count "$3" --timeout "${4:-8}" --ready "$ready"
 	wait_until 5 test -e "$ready"
 	# the node subscribes in Redis when its first local subscriber arrives
 	wait_until 5 sh -c "redis-cli -p $REDIS_PORT pubsub numsub $2 | tail -n 1 | grep -qv '^0$'"
@@ -104,8 +105,40 @@ sub_on() {
 	start_chatd --redis "redis://:s3cret@127.0.0.1:$REDIS_PORT"
 	wait_healthy "$CHATD_URL"
 	start_chatd --redis "redis://:wrong@127.0.0.1:$REDIS_PORT"
-	wait_until 5 grep -q 'AUTH refused' "$CHATD_LOG"
+	wait_until 5 grep -q 'refused: WRONGPASS' "$CHATD_LOG"
 	run curl -s "$CHATD_URL/healthz"
-	[[ "$output" == *'AUTH refused'* ]]
+	[[ "$output" == *'refused: WRONGPASS'* ]]
 	! grep -q s3cret "$CHATD_LOG"
+}
+
+@test "a Redis that stops answering (SIGSTOP) is found: 503 within seconds, health says why" {
+	sub_on "$B_PORT" frozen 3 30
+	local sub_pid=$BG_PID sub_out=$BG_OUT
+	kill -STOP "$REDIS_PID"
+	run curl -s -m 15 -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' -X POST -d '{"chan":"frozen","msg":"held"}' "$A_URL/"
+	kill -CONT "$REDIS_PID"
+	[ "$output" = 503 ]
+	grep -q 'not confirmed: lost the connection to redis before it answered' "$BATS_TEST_TMPDIR/body"
+	grep -q 'no answer from redis for 3 s' "$A_LOG"
+	# It recovers once Redis answers again. ("held" sat in the socket buffer, so Redis
+	# may still run it: a 503 "not confirmed" is a maybe, as chat-protocol(7) says.)
+	wait_healthy "$A_URL"
+	wait_healthy "$B_URL"
+	wait_until 10 sh -c "curl -s -X POST -d '{\"chan\":\"frozen\",\"msg\":\"thawed\"}' $A_URL/ >/dev/null; grep -q thawed $sub_out"
+	kill "$sub_pid"
+}
+
+@test "a quiet subscribed node stays healthy (its PINGs are answered in subscribe mode)" {
+	sub_on "$A_PORT" quiet 1
+	sleep 6 # several liveness rounds with no traffic at all
+	! grep -q 'no answer from redis' "$A_LOG"
+	run curl -s -o /dev/null -w '%{http_code}' "$A_URL/healthz"
+	[ "$output" = 200 ]
+}
+
+@test "a WebSocket publish while Redis is down gets an error frame" {
+	stop_pid "$REDIS_PID"
+	wait_until 5 sh -c "curl -s -o /dev/null -w '%{http_code}' $A_URL/healthz | grep -q 503"
+	run ws "ws://127.0.0.1:$A_PORT/ws/down" --send 'into the void' --count 1
+	[[ "${lines[0]}" == '{"type":"error","error":"publish failed: redis '*'is down'* ]]
 }

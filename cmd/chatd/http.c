@@ -13,8 +13,10 @@
 
 #include "chan.h"
 #include "envelope.h"
+#include "hub.h"
 #include "log.h"
 #include "server.h"
+#include "utf8.h"
 
 extern const unsigned char chatd_page[];
 extern const unsigned long chatd_page_len;
@@ -30,6 +32,8 @@ struct http_req {
 	enum body_kind kind;
 	char chan[CHAN_MAX + 1]; /* for /pub/NAME, then the channel published to */
 	int64_t ts;
+	int body_done; /* the body was handed on; lws may report completion again */
+	int head;      /* HEAD: headers only */
 	char *body;
 	size_t body_len, body_cap;
 	struct http_pub *pub;
@@ -106,7 +110,7 @@ static void http_on_published(void *arg, const char *err)
 	r->pub = NULL;
 	if (err) {
 		char msg[300];
-		snprintf(msg, sizeof msg, "message not accepted, try again: %s", err);
+		snprintf(msg, sizeof msg, "message not acknowledged, try again: %s", err);
 		r->retry_after = 1;
 		http_error(p->wsi, r, 503, msg);
 	} else {
@@ -122,13 +126,12 @@ static void http_on_published(void *arg, const char *err)
 /* The whole body is in: decode it and hand the envelope to the broker. */
 static void http_publish(struct lws *wsi, struct http_req *r)
 {
-	struct server *srv = server_of(wsi);
-	const char *down = srv->broker ? broker_status(srv->broker) : "server shutting down";
 	struct env_pub pub;
-	char err[300], *env;
-	size_t env_len;
+	const char *down;
+	char err[300];
 	int rc;
 
+	r->body_done = 1;
 	if (r->kind == BODY_RAW)
 		rc = env_pub_text(r->chan, strlen(r->chan), r->body ? r->body : "", r->body_len, &pub,
 				  err, sizeof err);
@@ -138,18 +141,8 @@ static void http_publish(struct lws *wsi, struct http_req *r)
 		http_error(wsi, r, 400, err);
 		return;
 	}
-	if (down) {
-		env_pub_free(&pub);
-		r->retry_after = 1;
-		snprintf(err, sizeof err, "message not accepted, try again: %s", down);
-		http_error(wsi, r, 503, err);
-		return;
-	}
-	r->ts = env_now_ms();
-	env = env_build(&pub, r->ts, 0, &env_len);
-	r->pub = env ? malloc(sizeof *r->pub) : NULL;
+	r->pub = malloc(sizeof *r->pub);
 	if (!r->pub) {
-		free(env);
 		env_pub_free(&pub);
 		http_error(wsi, r, 500, "out of memory");
 		return;
@@ -157,9 +150,16 @@ static void http_publish(struct lws *wsi, struct http_req *r)
 	strcpy(r->chan, pub.chan);
 	r->pub->wsi = wsi;
 	r->pub->req = r;
-	broker_publish(srv->broker, pub.chan, env, env_len, http_on_published, r->pub);
-	free(env);
+	r->ts = env_now_ms();
+	rc = hub_publish(server_of(wsi), &pub, r->ts, http_on_published, r->pub, &down);
 	env_pub_free(&pub);
+	if (rc) {
+		free(r->pub);
+		r->pub = NULL;
+		r->retry_after = 1;
+		snprintf(err, sizeof err, "message not accepted, try again: %s", down);
+		http_error(wsi, r, 503, err);
+	}
 }
 
 static void http_health(struct lws *wsi, struct http_req *r)
@@ -184,7 +184,10 @@ static void http_method_not_allowed(struct lws *wsi, struct http_req *r, const c
 {
 	char msg[200];
 
-	snprintf(msg, sizeof msg, "method not allowed on %.100s; use %s", path, allow);
+	char shown[100];
+
+	snprintf(msg, sizeof msg, "method not allowed on %s; use %s",
+		 utf8_printable(shown, sizeof shown, path, strlen(path)), allow);
 	r->allow = allow;
 	http_error(wsi, r, 405, msg);
 }
@@ -216,8 +219,6 @@ static int http_expect_body(struct lws *wsi, struct http_req *r)
 		r->close_after = 1;
 		return -1;
 	}
-	if (n == 0)
-		http_publish(wsi, r);
 	return 0;
 }
 
@@ -228,6 +229,16 @@ static int http_on_request(struct lws *wsi, struct http_req *r, const char *path
 	char msg[200];
 
 	http_req_reset(r);
+	if (method == LWSHUMETH_HEAD) { /* as GET, without the body */
+		r->head = 1;
+		method = LWSHUMETH_GET;
+	}
+	if (method == LWSHUMETH_POST && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+		/* No chunked bodies, and no Content-Length trusted next to a Transfer-Encoding. */
+		http_error(wsi, r, 411, "a POST needs a Content-Length header (chunked bodies are not accepted)");
+		r->close_after = 1;
+		return 0;
+	}
 	if (!strcmp(path, "/")) {
 		if (method == LWSHUMETH_GET)
 			http_answer_raw(wsi, r, 200, "text/html; charset=utf-8", chatd_page, chatd_page_len);
@@ -235,12 +246,12 @@ static int http_on_request(struct lws *wsi, struct http_req *r, const char *path
 			r->kind = BODY_JSON;
 			http_expect_body(wsi, r);
 		} else
-			http_method_not_allowed(wsi, r, "GET, POST", path);
+			http_method_not_allowed(wsi, r, "GET, HEAD, POST", path);
 	} else if (!strcmp(path, "/healthz")) {
 		if (method == LWSHUMETH_GET)
 			http_health(wsi, r);
 		else
-			http_method_not_allowed(wsi, r, "GET", path);
+			http_method_not_allowed(wsi, r, "GET, HEAD", path);
 	} else if (!strncmp(path, "/pub/", 5)) {
 		const char *why = chan_check(path + 5, strlen(path + 5));
 		if (method != LWSHUMETH_POST)
@@ -257,7 +268,9 @@ static int http_on_request(struct lws *wsi, struct http_req *r, const char *path
 	} else if (!strcmp(path, "/ws") || !strncmp(path, "/ws/", 4)) {
 		http_error(wsi, r, 426, "this is the WebSocket endpoint: connect with a WebSocket client");
 	} else {
-		snprintf(msg, sizeof msg, "no such endpoint: %.100s (see chat-protocol(7))", path);
+		char shown[100];
+		snprintf(msg, sizeof msg, "no such endpoint: %s (see chat-protocol(7))",
+			 utf8_printable(shown, sizeof shown, path, strlen(path)));
 		http_error(wsi, r, 404, msg);
 	}
 	if (r->close_after || (method == LWSHUMETH_POST && r->kind == BODY_NONE))
@@ -276,13 +289,12 @@ static int http_on_body(struct http_req *r, const char *in, size_t len)
 	return 0;
 }
 
-static int http_on_writable(struct lws *wsi, struct http_req *r)
+/* Write the prepared answer: headers, then the body unless it is a HEAD. */
+static int http_write_answer(struct lws *wsi, struct http_req *r)
 {
 	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
 	char num[16];
 
-	if (!r->status)
-		return 0;
 	if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->ctype, r->resp_len, &p, end))
 		return -1;
 	if (r->allow && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
@@ -302,7 +314,17 @@ static int http_on_writable(struct lws *wsi, struct http_req *r)
 		return -1;
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
-	if (lws_write(wsi, (unsigned char *)r->resp + LWS_PRE, r->resp_len, LWS_WRITE_HTTP_FINAL) < 0)
+	if (!r->head &&
+	    lws_write(wsi, (unsigned char *)r->resp + LWS_PRE, r->resp_len, LWS_WRITE_HTTP_FINAL) < 0)
+		return -1;
+	return 0;
+}
+
+static int http_on_writable(struct lws *wsi, struct http_req *r)
+{
+	if (!r->status)
+		return 0;
+	if (http_write_answer(wsi, r))
 		return -1;
 	if (r->close_after) {
 		http_req_reset(r);
@@ -325,7 +347,11 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_HTTP_BODY:
 		return http_on_body(r, in, len);
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (r->kind != BODY_NONE && !r->status && !r->pub)
+		/* lws 4.1.6 hands a pipelined request's bytes over as a body of the one before,
+		 * then reports completion again and again: refuse pipelining by closing. */
+		if (r->body_done || (r->kind == BODY_NONE && !r->status))
+			return -1;
+		if (r->kind != BODY_NONE && !r->status)
 			http_publish(wsi, r);
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:

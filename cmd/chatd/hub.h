@@ -7,6 +7,9 @@
 #include <libwebsockets.h>
 #include <stddef.h>
 
+#include "broker.h"
+#include "envelope.h"
+
 struct server;
 struct ws_sess;
 struct hub_chan;
@@ -38,6 +41,12 @@ int hub_join(struct server *srv, const char *name, struct hub_sub *sub, struct w
 /* Undo hub_join; the broker is told when the last local subscriber leaves. */
 void hub_leave(struct server *srv, struct hub_sub *sub);
 const char *hub_chan_name(const struct hub_chan *c);
+
+/* Publish pub stamped with ts: the one path for HTTP and WebSocket. Returns 0, and done
+ * runs exactly once (maybe before this returns); or -1 with *why when the broker cannot
+ * take it now, and done never runs. */
+int hub_publish(struct server *srv, const struct env_pub *pub, int64_t ts,
+		broker_done_fn *done, void *arg, const char **why);
 
 /* The broker's message callback: queue env for every local subscriber of chan. */
 void hub_deliver(void *srv, const char *chan, const char *env, size_t len);

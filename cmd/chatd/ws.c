@@ -16,6 +16,8 @@
 #include "utf8.h"
 
 #define WRITES_PER_CALLBACK 64
+#define WS_MAX_INFLIGHT 64 /* publishes awaiting the broker, per connection */
+#define WS_QUEUE_BYTES (8u << 20) /* queued bytes per subscriber (or 2 x --max-message) */
 
 /* Outlives its session while publishes are in flight, so a late broker answer never
  * touches freed memory. */
@@ -32,6 +34,7 @@ struct ws_sess {
 	unsigned nsubs;
 	struct hub_msg **q; /* ring */
 	unsigned qcap, qhead, qlen;
+	size_t qbytes;
 	char *rx;
 	size_t rx_len, rx_cap;
 	struct ws_link *link;
@@ -61,21 +64,39 @@ static void ws_drop_queue(struct ws_sess *s)
 	for (unsigned i = 0; i < s->qlen; i++)
 		hub_msg_unref(s->q[(s->qhead + i) % s->qcap]);
 	s->qlen = 0;
+	s->qbytes = 0;
+}
+
+/* Bytes one subscriber may have queued: enough for two of the largest messages. */
+static size_t ws_queue_bytes(const struct ws_sess *s)
+{
+	size_t two = 2 * s->srv->cfg->max_message;
+
+	return two > WS_QUEUE_BYTES ? two : WS_QUEUE_BYTES;
+}
+
+static void ws_too_slow(struct ws_sess *s)
+{
+	log_warn("ws", "subscriber too slow, disconnecting peer=%s queued=%u bytes=%zu", s->peer,
+		 s->qlen, s->qbytes);
+	ws_drop_queue(s); /* the close goes out next, not after everything unread */
+	ws_close_later(s, 1013 /* try again later */, "subscriber too slow: send queue full");
 }
 
 void ws_enqueue(struct ws_sess *s, struct hub_msg *m)
 {
 	if (s->close_code)
 		return;
+	if (s->qbytes + m->len > ws_queue_bytes(s)) {
+		ws_too_slow(s);
+		return;
+	}
 	if (s->qlen == s->qcap) {
 		unsigned ncap = s->qcap ? s->qcap * 2 : 8;
 		struct hub_msg **nq;
 
 		if (s->qcap >= CHATD_MAX_QUEUE || !(nq = malloc(ncap * sizeof *nq))) {
-			log_warn("ws", "subscriber too slow, disconnecting peer=%s queued=%u", s->peer, s->qlen);
-			ws_drop_queue(s); /* the close goes out next, not after 4096 unread messages */
-			ws_close_later(s, 1013 /* try again later */,
-				       "subscriber too slow: send queue full");
+			ws_too_slow(s);
 			return;
 		}
 		for (unsigned i = 0; i < s->qlen; i++)
@@ -86,6 +107,7 @@ void ws_enqueue(struct ws_sess *s, struct hub_msg *m)
 		s->qhead = 0;
 	}
 	m->refs++;
+	s->qbytes += m->len;
 	s->q[(s->qhead + s->qlen++) % s->qcap] = m;
 	if (s->qlen == 1)
 		lws_callback_on_writable(s->wsi);
@@ -116,35 +138,38 @@ static void ws_send_error(struct ws_sess *s, const char *err)
 static int ws_url_channels(struct lws *wsi, char names[][CHAN_MAX + 1], int max, char *err,
 			   size_t errlen)
 {
-	char uri[512], frag[256];
-	int n = 0, ulen;
+	int n = 0, ulen, alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+	char uri[512], shown[80], *frag = malloc((size_t)alen + 1);
 
-	ulen = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
-	if (ulen < 0) {
+	if (!frag || (ulen = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI)) < 0) {
 		snprintf(err, errlen, "request path too long");
+		free(frag);
 		return -1;
 	}
 	if (!strncmp(uri, "/ws/", 4) && uri[4]) {
 		const char *why = chan_check(uri + 4, strlen(uri + 4));
 		if (why) {
 			snprintf(err, errlen, "invalid channel name in path: %s", why);
-			return -1;
+			goto fail;
 		}
 		strcpy(names[n++], uri + 4);
 	} else if (strcmp(uri, "/ws") && strcmp(uri, "/ws/")) {
-		snprintf(err, errlen, "no WebSocket endpoint at %.100s; use /ws?chan=NAME or /ws/NAME", uri);
-		return -1;
+		snprintf(err, errlen, "no WebSocket endpoint at %s; use /ws?chan=NAME or /ws/NAME",
+			 utf8_printable(shown, sizeof shown, uri, (size_t)ulen));
+		goto fail;
 	}
-	for (int i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) > 0; i++) {
-		const char *v, *why;
+	/* The buffer holds all the arguments, so -1 only means "no argument at this index";
+	 * empty ones (a&&b) are skipped, not taken for the end. */
+	for (int i = 0, len; (len = lws_hdr_copy_fragment(wsi, frag, alen + 1, WSI_TOKEN_HTTP_URI_ARGS, i)) >= 0; i++) {
+		const char *v = frag + 5, *why;
 		int dup = 0;
 
-		if (strncmp(frag, "chan=", 5))
+		if (len < 5 || strncmp(frag, "chan=", 5))
 			continue;
-		v = frag + 5;
-		if ((why = chan_check(v, strlen(v)))) {
-			snprintf(err, errlen, "invalid channel name \"%.64s\": %s", v, why);
-			return -1;
+		if ((why = chan_check(v, (size_t)len - 5))) {
+			snprintf(err, errlen, "invalid channel name \"%s\": %s",
+				 utf8_printable(shown, 21, v, (size_t)len - 5), why); /* close reasons are short */
+			goto fail;
 		}
 		for (int k = 0; k < n; k++)
 			dup |= !strcmp(names[k], v);
@@ -152,13 +177,17 @@ static int ws_url_channels(struct lws *wsi, char names[][CHAN_MAX + 1], int max,
 			continue;
 		if (n == max) {
 			snprintf(err, errlen, "too many channels: at most %d per connection", max);
-			return -1;
+			goto fail;
 		}
 		strcpy(names[n++], v);
 	}
+	free(frag);
 	if (!n)
 		strcpy(names[n++], CHAN_DEFAULT);
 	return n;
+fail:
+	free(frag);
+	return -1;
 }
 
 static int ws_on_established(struct ws_sess *s, struct lws *wsi)
@@ -241,7 +270,10 @@ static void ws_on_published(void *arg, const char *err)
 {
 	struct ws_link *link = arg;
 
-	link->pending--;
+	int was_paused = link->pending-- == WS_MAX_INFLIGHT;
+
+	if (link->sess && was_paused)
+		lws_rx_flow_control(link->sess->wsi, 1); /* below the cap again: read on */
 	if (link->sess && err) {
 		char msg[300];
 		snprintf(msg, sizeof msg, "publish failed: %s", err);
@@ -255,13 +287,10 @@ static void ws_on_published(void *arg, const char *err)
 static int ws_on_message(struct ws_sess *s, const char *text, size_t len)
 {
 	struct env_pub pub;
-	char err[300], *env;
-	size_t env_len;
+	const char *down;
+	char err[300];
+	int rc;
 
-	if (!s->srv->broker) {
-		ws_send_error(s, "server shutting down");
-		return 0;
-	}
 	if (!utf8_valid(text, len)) {
 		ws_close_later(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "text frame is not valid UTF-8");
 		return 0;
@@ -270,16 +299,17 @@ static int ws_on_message(struct ws_sess *s, const char *text, size_t len)
 		ws_send_error(s, err);
 		return 0;
 	}
-	env = env_build(&pub, env_now_ms(), 0, &env_len);
-	if (!env) {
-		env_pub_free(&pub);
-		ws_send_error(s, "out of memory");
-		return 0;
-	}
-	s->link->pending++;
-	broker_publish(s->srv->broker, pub.chan, env, env_len, ws_on_published, s->link);
-	free(env);
+	/* A client publishing faster than the broker confirms is stopped reading, so its
+	 * publishes cannot pile up in memory. */
+	if (++s->link->pending == WS_MAX_INFLIGHT)
+		lws_rx_flow_control(s->wsi, 0);
+	rc = hub_publish(s->srv, &pub, env_now_ms(), ws_on_published, s->link, &down);
 	env_pub_free(&pub);
+	if (rc) {
+		snprintf(err, sizeof err, "publish failed: %s", down);
+		ws_on_published(s->link, NULL);
+		ws_send_error(s, err);
+	}
 	return 0;
 }
 
@@ -303,7 +333,7 @@ static int ws_on_receive(struct ws_sess *s, struct lws *wsi, const char *in, siz
 	if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi) && !s->rx_len)
 		return ws_on_message(s, in, len); /* the common case: no copy */
 	if (s->rx_len + len > s->rx_cap) {
-		size_t ncap = s->rx_len + len + 1024;
+		size_t ncap = 2 * (s->rx_len + len);
 		char *nrx = realloc(s->rx, ncap);
 		if (!nrx)
 			return -1;
@@ -316,7 +346,13 @@ static int ws_on_receive(struct ws_sess *s, struct lws *wsi, const char *in, siz
 		return 0;
 	len = s->rx_len;
 	s->rx_len = 0;
-	return ws_on_message(s, s->rx, len);
+	ws_on_message(s, s->rx, len);
+	if (s->rx_cap > 65536) { /* an idle connection keeps no large buffer */
+		free(s->rx);
+		s->rx = NULL;
+		s->rx_cap = 0;
+	}
+	return 0;
 }
 
 /* Write the close frame ourselves: with the libuv event lib, lws 4.1.6 kills a
@@ -348,6 +384,7 @@ static int ws_on_writable(struct ws_sess *s, struct lws *wsi)
 
 		s->qhead = (s->qhead + 1) % s->qcap;
 		s->qlen--;
+		s->qbytes -= m->len;
 		if (lws_write(wsi, hub_msg_payload(m), m->len, LWS_WRITE_TEXT) < (int)m->len) {
 			hub_msg_unref(m);
 			return -1;
