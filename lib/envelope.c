@@ -7,29 +7,15 @@
 #include "envelope.h"
 
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "json.h"
+#include "err.h"
 #include "utf8.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 int64_t env_now_ms(void)
 {
@@ -45,7 +31,7 @@ static int set_chan(struct env_pub *out, const char *chan, size_t len, char *err
 
 	if (why) {
 		char shown[81];
-		return fail(err, errlen, "invalid channel name \"%s\": %s",
+		return err_set(err, errlen, "invalid channel name \"%s\": %s",
 			    utf8_printable(shown, sizeof shown, chan, len), why);
 	}
 	memcpy(out->chan, chan, len);
@@ -60,10 +46,10 @@ int env_pub_text(const char *chan, size_t chan_len, const char *text, size_t len
 	if (set_chan(out, chan, chan_len, err, errlen))
 		return -1;
 	if (!utf8_valid(text, len))
-		return fail(err, errlen, "message is not valid UTF-8");
+		return err_set(err, errlen, "message is not valid UTF-8");
 	out->msg = malloc(6 * len + 3);
 	if (!out->msg)
-		return fail(err, errlen, "out of memory");
+		return err_set(err, errlen, "out of memory");
 	out->msg_len = json_quote(out->msg, text, len);
 	out->msg[out->msg_len] = '\0';
 	return 0;
@@ -80,14 +66,14 @@ int env_pub_value(const char *chan, size_t chan_len, const char *json, size_t le
 	if (set_chan(out, chan, chan_len, err, errlen))
 		return -1;
 	if (!utf8_valid(json, len))
-		return fail(err, errlen, "message is not valid UTF-8");
+		return err_set(err, errlen, "message is not valid UTF-8");
 	out->msg = malloc(len + 1);
 	if (!out->msg)
-		return fail(err, errlen, "out of memory");
+		return err_set(err, errlen, "out of memory");
 	n = json_minify(json, len, out->msg, &bad_at, &why);
 	if (n < 0) {
 		env_pub_free(out);
-		return fail(err, errlen, "invalid JSON (%s at byte %zu)", why, bad_at);
+		return err_set(err, errlen, "invalid JSON (%s at byte %zu)", why, bad_at);
 	}
 	out->msg_len = (size_t)n;
 	return 0;
@@ -114,10 +100,10 @@ int env_pub_parse(const char *body, size_t len, const char *default_chan, struct
 
 	memset(out, 0, sizeof *out);
 	if (!utf8_valid(body, len))
-		return fail(err, errlen, "body is not valid UTF-8");
+		return err_set(err, errlen, "body is not valid UTF-8");
 	min = malloc(len + 1);
 	if (!min)
-		return fail(err, errlen, "out of memory");
+		return err_set(err, errlen, "out of memory");
 	n = json_minify(body, len, min, &bad_at, &why);
 	if (n > 0 && min[0] == '{') {
 		/* The first "chan" and the first "msg" member count; others are ignored. */
@@ -134,24 +120,24 @@ int env_pub_parse(const char *body, size_t len, const char *default_chan, struct
 		return env_pub_text(default_chan, strlen(default_chan), body, len, out, err, errlen);
 	}
 	if (n < 0 && !strcmp(why, "no value")) {
-		fail(err, errlen, "body is empty; send an object like {\"chan\":\"pubsub\",\"msg\":\"hello\"}");
+		err_set(err, errlen, "body is empty; send an object like {\"chan\":\"pubsub\",\"msg\":\"hello\"}");
 		goto out;
 	}
 	if (n < 0) {
-		fail(err, errlen, "body is not valid JSON (%s at byte %zu); send an object like {\"chan\":\"pubsub\",\"msg\":\"hello\"}",
+		err_set(err, errlen, "body is not valid JSON (%s at byte %zu); send an object like {\"chan\":\"pubsub\",\"msg\":\"hello\"}",
 		     why, bad_at);
 		goto out;
 	}
 	if (min[0] != '{') {
-		fail(err, errlen, "body must be a JSON object like {\"chan\":\"pubsub\",\"msg\":\"hello\"}");
+		err_set(err, errlen, "body must be a JSON object like {\"chan\":\"pubsub\",\"msg\":\"hello\"}");
 		goto out;
 	}
 	if (!chan && !default_chan) {
-		fail(err, errlen, "missing \"chan\": name the channel to publish to, e.g. {\"chan\":\"pubsub\",\"msg\":\"hello\"}");
+		err_set(err, errlen, "missing \"chan\": name the channel to publish to, e.g. {\"chan\":\"pubsub\",\"msg\":\"hello\"}");
 		goto out;
 	}
 	if (chan && chan[0] != '"') {
-		fail(err, errlen, "\"chan\" must be a string");
+		err_set(err, errlen, "\"chan\" must be a string");
 		goto out;
 	}
 	if (chan) {
@@ -162,12 +148,12 @@ int env_pub_parse(const char *body, size_t len, const char *default_chan, struct
 	} else if (set_chan(out, default_chan, strlen(default_chan), err, errlen))
 		goto out;
 	if (!msg) {
-		fail(err, errlen, "missing \"msg\": give the message to publish, any JSON value");
+		err_set(err, errlen, "missing \"msg\": give the message to publish, any JSON value");
 		goto out;
 	}
 	out->msg = malloc(msg_len + 1);
 	if (!out->msg) {
-		fail(err, errlen, "out of memory");
+		err_set(err, errlen, "out of memory");
 		goto out;
 	}
 	memcpy(out->msg, msg, msg_len);

@@ -44,6 +44,6 @@ void log_msg(int level, const char *component, const char *fmt, ...)
 	if (n > 0 && (size_t)n < sizeof line)
 		vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
 	va_end(ap);
-	/* One fputs per line so lines from one process never interleave mid-line. */
+	/* One write per line, so lines from one process never interleave mid-line. */
 	fprintf(stderr, "%s\n", line);
 }

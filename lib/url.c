@@ -3,26 +3,13 @@
 #include "url.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+#include "err.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 static int parse_port(const char *s, size_t n, int *port)
 {
@@ -48,31 +35,31 @@ int url_split_hostport(const char *s, char *host, size_t hostlen, int *port, cha
 	size_t len = strlen(s);
 
 	if (len && strspn(s, "0123456789") == len) /* bare port */
-		return parse_port(s, len, port) ? fail(err, errlen, "bad port \"%s\"", s) : 0;
+		return parse_port(s, len, port) ? err_set(err, errlen, "bad port \"%s\"", s) : 0;
 	if (s[0] == '[') {
 		he = strchr(s, ']');
 		if (!he)
-			return fail(err, errlen, "unterminated '[' in \"%s\"", s);
+			return err_set(err, errlen, "unterminated '[' in \"%s\"", s);
 		hs = s + 1;
 		colon = he[1] == ':' ? he + 1 : NULL;
 		if (he[1] && !colon)
-			return fail(err, errlen, "unexpected text after ']' in \"%s\"", s);
+			return err_set(err, errlen, "unexpected text after ']' in \"%s\"", s);
 	} else {
 		colon = strrchr(s, ':');
 		if (colon && strchr(s, ':') != colon)
-			return fail(err, errlen, "IPv6 addresses need brackets: [%s]", s);
+			return err_set(err, errlen, "IPv6 addresses need brackets: [%s]", s);
 		he = colon ? colon : s + len;
 	}
 	if ((size_t)(he - hs) >= hostlen)
-		return fail(err, errlen, "host name too long");
+		return err_set(err, errlen, "host name too long");
 	if (he > hs) {
 		memcpy(host, hs, (size_t)(he - hs));
 		host[he - hs] = '\0';
 	}
 	if (colon && parse_port(colon + 1, strlen(colon + 1), port))
-		return fail(err, errlen, "bad port \"%s\"", colon + 1);
+		return err_set(err, errlen, "bad port \"%s\"", colon + 1);
 	if (!host[0])
-		return fail(err, errlen, "missing host in \"%s\"", s);
+		return err_set(err, errlen, "missing host in \"%s\"", s);
 	return 0;
 }
 
@@ -89,10 +76,10 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
 
 	memset(u, 0, sizeof *u);
 	if (!sep)
-		return fail(err, errlen, "\"%s\" is not a URL; use http://HOST:PORT", s);
+		return err_set(err, errlen, "\"%s\" is not a URL; use http://HOST:PORT", s);
 	n = (size_t)(sep - s);
 	if (n >= sizeof u->scheme)
-		return fail(err, errlen, "unknown URL scheme in \"%s\"", s);
+		return err_set(err, errlen, "unknown URL scheme in \"%s\"", s);
 	for (size_t i = 0; i < n; i++)
 		u->scheme[i] = (char)tolower((unsigned char)s[i]);
 	if (!strcmp(u->scheme, "http") || !strcmp(u->scheme, "ws"))
@@ -100,23 +87,23 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
 	else if (!strcmp(u->scheme, "https") || !strcmp(u->scheme, "wss"))
 		u->port = 443;
 	else
-		return fail(err, errlen, "unsupported URL scheme \"%s\"; use http, https, ws or wss",
+		return err_set(err, errlen, "unsupported URL scheme \"%s\"; use http, https, ws or wss",
 			    u->scheme);
 	auth = sep + 3;
 	rest = auth + strcspn(auth, "/?#");
 	if ((size_t)(rest - auth) >= sizeof hostport)
-		return fail(err, errlen, "host name too long");
+		return err_set(err, errlen, "host name too long");
 	if (memchr(auth, '@', (size_t)(rest - auth)))
-		return fail(err, errlen, "user names in server URLs are not supported");
+		return err_set(err, errlen, "user names in server URLs are not supported");
 	memcpy(hostport, auth, (size_t)(rest - auth));
 	hostport[rest - auth] = '\0';
 	if (!hostport[0] || strspn(hostport, "0123456789") == strlen(hostport))
-		return fail(err, errlen, "missing host in \"%s\"", s);
+		return err_set(err, errlen, "missing host in \"%s\"", s);
 	if (url_split_hostport(hostport, u->host, sizeof u->host, &u->port, err, errlen))
 		return -1;
 	n = strcspn(rest, "#");
 	if (n >= sizeof u->path)
-		return fail(err, errlen, "URL path too long");
+		return err_set(err, errlen, "URL path too long");
 	memcpy(u->path, rest, n);
 	u->path[n] = '\0';
 	n = strcspn(u->path, "?");
@@ -137,15 +124,15 @@ int url_parse_redis(const char *s, struct redis_url *r, char *err, size_t errlen
 	if (!strncasecmp(s, "unix://", 7)) {
 		p = s + 7;
 		if (p[0] != '/')
-			return fail(err, errlen, "unix socket URL needs an absolute path: unix:///path");
+			return err_set(err, errlen, "unix socket URL needs an absolute path: unix:///path");
 		if (strlen(p) >= sizeof r->path)
-			return fail(err, errlen, "unix socket path too long");
+			return err_set(err, errlen, "unix socket path too long");
 		r->is_unix = 1;
 		strcpy(r->path, p);
 		return 0;
 	}
 	if (strncasecmp(s, "redis://", 8))
-		return fail(err, errlen, "Redis URL must look like redis://HOST:PORT[/DB] or unix:///PATH, not \"%s\"", s);
+		return err_set(err, errlen, "Redis URL must look like redis://HOST:PORT[/DB] or unix:///PATH, not \"%s\"", s);
 	p = s + 8;
 	slash = p + strcspn(p, "/");
 	at = memchr(p, '@', (size_t)(slash - p));
@@ -156,26 +143,26 @@ int url_parse_redis(const char *s, struct redis_url *r, char *err, size_t errlen
 		const char *pw = colon ? colon + 1 : p;
 
 		if (ul >= sizeof r->user || pl >= sizeof r->password)
-			return fail(err, errlen, "Redis user or password too long");
+			return err_set(err, errlen, "Redis user or password too long");
 		memcpy(r->user, p, ul);
 		memcpy(r->password, pw, pl);
 		p = at + 1;
 	}
 	if ((size_t)(slash - p) >= sizeof hostport)
-		return fail(err, errlen, "Redis host name too long");
+		return err_set(err, errlen, "Redis host name too long");
 	memcpy(hostport, p, (size_t)(slash - p));
 	hostport[slash - p] = '\0';
 	if (!hostport[0])
 		strcpy(r->host, "127.0.0.1");
 	else if (strspn(hostport, "0123456789") == strlen(hostport))
-		return fail(err, errlen, "missing host in \"%s\" (redis://HOST:PORT)", s);
+		return err_set(err, errlen, "missing host in \"%s\" (redis://HOST:PORT)", s);
 	else if (url_split_hostport(hostport, r->host, sizeof r->host, &r->port, err, errlen))
 		return -1;
 	if (*slash && slash[1]) {
 		char *end;
 		long db = strtol(slash + 1, &end, 10);
 		if (*end || db < 0 || db > 1000000)
-			return fail(err, errlen, "bad Redis database number \"%s\"", slash + 1);
+			return err_set(err, errlen, "bad Redis database number \"%s\"", slash + 1);
 		r->db = (int)db;
 	}
 	return 0;
