@@ -22,7 +22,7 @@ SAN     ?=
 TOOLS   := chatd chat-post chat-listen chat-bench
 PKGS    := libwebsockets hiredis libcjson libcurl libuv
 
-WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Winit-self \
            -Wno-unused-parameter
 ifeq ($(WERROR),1)
 WARN    += -Werror

@@ -1,12 +1,21 @@
-/* broker.h: how a chatd node reaches every other node.
+/* broker.h: how a chatd node reaches every other node, and where messages are kept.
  *
  * One interface, two backends chosen at start-up: an in-memory broker (this process is the
  * whole chat) and a Redis broker (every node on one Redis is one chat). The server never
- * knows which one it talks to. Envelopes pass through as opaque bytes. */
+ * knows which one it talks to.
+ *
+ * The broker gives each message its position: a per-channel sequence number that grows
+ * by exactly one per message, and the channel's epoch, which changes whenever the
+ * channel's history was lost (Redis flushed, keys expired, memory broker restarted). It
+ * serialises the envelope once, keeps the newest ones as history, and hands the same
+ * bytes to every node. */
 #ifndef CHAT_BROKER_H
 #define CHAT_BROKER_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "envelope.h"
 
 struct broker;
 struct redis_url;
@@ -19,13 +28,43 @@ struct broker_events {
 	void (*state)(void *ud, int up, const char *why);
 };
 
-/* Runs exactly once per publish: err is NULL when the broker took the message, else a
- * reason for the user. It may run before broker_publish returns. */
-typedef void broker_done_fn(void *arg, const char *err);
+/* Where a message was put. */
+struct broker_pos {
+	uint64_t seq;
+	char epoch[ENV_EPOCH_MAX + 1];
+};
+
+/* Runs exactly once per publish: err is NULL and pos set when the broker took (and, with
+ * history on, stored) the message, else err is a reason for the user. It may run before
+ * broker_publish returns. */
+typedef void broker_done_fn(void *arg, const char *err, const struct broker_pos *pos);
+
+/* A channel's stored messages after a position, oldest first. first is the oldest seq
+ * still stored and last the newest seq ever assigned in this epoch (0: none yet); envs
+ * hold up to the limit asked for. */
+struct broker_history {
+	const char *epoch;
+	uint64_t first, last;
+	size_t n;
+	const char *const *envs;
+	const size_t *lens;
+};
+
+/* Runs exactly once: err NULL and h set, or err. h is valid only during the call. */
+typedef void broker_history_fn(void *arg, const char *err, const struct broker_history *h);
+
+/* History kept per channel: the newest `count` messages (0: none), none older than
+ * `ttl_s` seconds (0: no age limit). */
+struct broker_config {
+	size_t history;
+	unsigned history_ttl_s;
+};
 
 struct broker_ops {
-	void (*publish)(struct broker *b, const char *chan, const char *env, size_t len,
+	void (*publish)(struct broker *b, const struct env_pub *pub, int64_t ts,
 			broker_done_fn *done, void *arg);
+	void (*history)(struct broker *b, const char *chan, uint64_t since, size_t limit,
+			broker_history_fn *cb, void *arg);
 	void (*subscribe)(struct broker *b, const char *chan);
 	void (*unsubscribe)(struct broker *b, const char *chan);
 	const char *(*status)(struct broker *b);
@@ -39,15 +78,25 @@ struct broker {
 	char name[128]; /* for logs and /healthz: "memory", "redis 127.0.0.1:6379" */
 };
 
-struct broker *broker_memory_new(const struct broker_events *ev, void *ud);
+struct broker *broker_memory_new(const struct broker_config *cfg,
+				 const struct broker_events *ev, void *ud);
 /* Starts connecting at once; state() reports when it is usable. NULL on error. */
 struct broker *broker_redis_new(struct uv_loop_s *loop, const struct redis_url *url,
-				const struct broker_events *ev, void *ud);
+				const struct broker_config *cfg, const struct broker_events *ev,
+				void *ud);
 
-static inline void broker_publish(struct broker *b, const char *chan, const char *env,
-				  size_t len, broker_done_fn *done, void *arg)
+/* Publish pub, stamped with ts (ms since the epoch), at the channel's next position. */
+static inline void broker_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
+				  broker_done_fn *done, void *arg)
 {
-	b->ops->publish(b, chan, env, len, done, arg);
+	b->ops->publish(b, pub, ts, done, arg);
+}
+
+/* Up to limit stored messages of chan with seq > since. */
+static inline void broker_history(struct broker *b, const char *chan, uint64_t since,
+				  size_t limit, broker_history_fn *cb, void *arg)
+{
+	b->ops->history(b, chan, since, limit, cb, arg);
 }
 
 /* Called by the server when a channel gains its first local subscriber, and when it loses

@@ -1,16 +1,140 @@
 /* broker_memory.c: the embedded broker. This process is the whole chat, so a publish is
- * delivered at once, before its done() runs: acknowledged means delivered to every
- * local subscriber's queue. */
+ * delivered at once, before its done() runs: acknowledged means stored in this process's
+ * history and queued for every local subscriber.
+ *
+ * Each channel that was ever published to keeps its sequence counter and a ring of its
+ * newest envelopes. The epoch is made once per process: a restart loses the history, and
+ * the new epoch tells clients so. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "broker.h"
+#include "strmap.h"
 
-static void mem_publish(struct broker *b, const char *chan, const char *env, size_t len,
+struct mem_entry {
+	char *env;
+	size_t len;
+	int64_t ts;
+};
+
+struct mem_chan {
+	uint64_t seq;       /* last assigned */
+	struct mem_entry *ring; /* history, oldest at (head), count entries */
+	size_t head, count;
+};
+
+struct mem_broker {
+	struct broker base;
+	struct broker_config cfg;
+	struct strmap chans; /* name -> struct mem_chan */
+	char epoch[ENV_EPOCH_MAX + 1];
+};
+
+static struct mem_chan *mem_chan_get(struct mem_broker *mb, const char *name)
+{
+	struct mem_chan *c = strmap_get(&mb->chans, name);
+
+	if (c)
+		return c;
+	c = calloc(1, sizeof *c);
+	if (c && mb->cfg.history)
+		c->ring = calloc(mb->cfg.history, sizeof *c->ring);
+	if (!c || (mb->cfg.history && !c->ring) || strmap_put(&mb->chans, name, c)) {
+		if (c)
+			free(c->ring);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Drop entries older than the age limit, oldest first. */
+static void mem_expire(struct mem_broker *mb, struct mem_chan *c, int64_t now_ms)
+{
+	int64_t oldest = now_ms - (int64_t)mb->cfg.history_ttl_s * 1000;
+
+	while (mb->cfg.history_ttl_s && c->count && c->ring[c->head].ts < oldest) {
+		free(c->ring[c->head].env);
+		c->head = (c->head + 1) % mb->cfg.history;
+		c->count--;
+	}
+}
+
+static void mem_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 			broker_done_fn *done, void *arg)
 {
-	b->ev->message(b->ud, chan, env, len);
-	done(arg, NULL);
+	struct mem_broker *mb = (struct mem_broker *)b;
+	struct mem_chan *c = mem_chan_get(mb, pub->chan);
+	struct broker_pos pos;
+	size_t len;
+	char *env;
+
+	if (!c || !(env = env_build(pub, c->seq + 1, mb->epoch, ts, 0, &len))) {
+		done(arg, "out of memory", NULL);
+		return;
+	}
+	pos.seq = ++c->seq;
+	strcpy(pos.epoch, mb->epoch);
+	if (mb->cfg.history) {
+		struct mem_entry *e;
+		if (c->count == mb->cfg.history) { /* full: the oldest makes room */
+			free(c->ring[c->head].env);
+			c->head = (c->head + 1) % mb->cfg.history;
+			c->count--;
+		}
+		e = &c->ring[(c->head + c->count++) % mb->cfg.history];
+		e->env = env;
+		e->len = len;
+		e->ts = ts;
+	}
+	b->ev->message(b->ud, pub->chan, env, len);
+	if (!mb->cfg.history)
+		free(env);
+	done(arg, NULL, &pos);
+}
+
+static void mem_history(struct broker *b, const char *chan, uint64_t since, size_t limit,
+			broker_history_fn *cb, void *arg)
+{
+	struct mem_broker *mb = (struct mem_broker *)b;
+	struct mem_chan *c = strmap_get(&mb->chans, chan);
+	struct broker_history h = { .epoch = "", .first = 1 }; /* no messages yet: no epoch */
+	const char **envs = NULL;
+	size_t *lens = NULL, skip;
+	struct timespec now;
+
+	if (c) {
+		h.epoch = mb->epoch;
+		clock_gettime(CLOCK_REALTIME, &now);
+		mem_expire(mb, c, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+		h.last = c->seq;
+		h.first = c->seq - c->count + 1;
+		skip = since >= h.first ? (size_t)(since - h.first + 1) : 0;
+		if (skip > c->count)
+			skip = c->count;
+		h.n = c->count - skip < limit ? c->count - skip : limit;
+		envs = malloc((h.n + 1) * sizeof *envs);
+		lens = malloc((h.n + 1) * sizeof *lens);
+		if (!envs || !lens) {
+			free(envs);
+			free(lens);
+			cb(arg, "out of memory", NULL);
+			return;
+		}
+		for (size_t i = 0; i < h.n; i++) {
+			const struct mem_entry *e = &c->ring[(c->head + skip + i) % mb->cfg.history];
+			envs[i] = e->env;
+			lens[i] = e->len;
+		}
+	}
+	h.envs = envs;
+	h.lens = lens;
+	cb(arg, NULL, &h);
+	free(envs);
+	free(lens);
 }
 
 static void mem_subscribe(struct broker *b, const char *chan)
@@ -27,26 +151,47 @@ static const char *mem_status(struct broker *b)
 
 static void mem_free(struct broker *b)
 {
-	free(b);
+	struct mem_broker *mb = (struct mem_broker *)b;
+	const char *name;
+	void *v;
+
+	for (size_t i = 0; (i = strmap_next(&mb->chans, i, &name, &v));) {
+		struct mem_chan *c = v;
+		for (size_t k = 0; k < c->count; k++)
+			free(c->ring[(c->head + k) % mb->cfg.history].env);
+		free(c->ring);
+		free(c);
+	}
+	strmap_free(&mb->chans);
+	free(mb);
 }
 
 static const struct broker_ops mem_ops = {
 	.publish = mem_publish,
+	.history = mem_history,
 	.subscribe = mem_subscribe,
 	.unsubscribe = mem_subscribe,
 	.status = mem_status,
 	.free = mem_free,
 };
 
-struct broker *broker_memory_new(const struct broker_events *ev, void *ud)
+struct broker *broker_memory_new(const struct broker_config *cfg,
+				 const struct broker_events *ev, void *ud)
 {
-	struct broker *b = calloc(1, sizeof *b);
+	struct mem_broker *mb = calloc(1, sizeof *mb);
+	struct timespec now;
 
-	if (!b)
+	if (!mb)
 		return NULL;
-	b->ops = &mem_ops;
-	b->ev = ev;
-	b->ud = ud;
-	strcpy(b->name, "memory");
-	return b;
+	mb->base.ops = &mem_ops;
+	mb->base.ev = ev;
+	mb->base.ud = ud;
+	mb->cfg = *cfg;
+	strcpy(mb->base.name, "memory");
+	/* Distinct per process start: microseconds and pid, in hex. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(mb->epoch, sizeof mb->epoch, "m%llx%x",
+		 (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000,
+		 (unsigned)getpid());
+	return &mb->base;
 }

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "broker.h"
+#include "chan.h"
 #include "redis_uv.h"
 #include "strmap.h"
 #include "url.h"
@@ -62,6 +63,7 @@ struct rbroker {
 	struct broker base;
 	uv_loop_t *loop;
 	struct redis_url url;
+	struct broker_config cfg;
 	struct rconn cmd, sub;
 	struct strmap chans; /* name -> struct rchan */
 	uv_timer_t tick;
@@ -327,44 +329,207 @@ static void rconn_connect(struct rconn *c)
 	uv_timer_start(&c->timer, rconn_on_timer, CONNECT_TIMEOUT_MS, 0);
 }
 
+/* One publish, atomically: assign the next seq (a new epoch first if the channel's
+ * meta key is gone, which means its history is gone too), build the envelope, append it
+ * to the history stream (IDs are "SEQ-0", so a resume is one XRANGE), drop entries past
+ * the age limit from its head, refresh the keys' TTL (the numbering is kept for 30 days
+ * after a channel's last message, the history for --history-ttl), and PUBLISH the same
+ * bytes.
+ * KEYS: meta hash, history stream. ARGV: chan, ts, msg, history count, ttl ms. */
+static const char publish_lua[] =
+	"local e = redis.call('HGET', KEYS[1], 'epoch')\n"
+	"if not e then\n"
+	"  local t = redis.call('TIME')\n"
+	"  e = string.format('r%x%05x', tonumber(t[1]), tonumber(t[2]))\n"
+	"  redis.call('DEL', KEYS[2])\n"
+	"  redis.call('HSET', KEYS[1], 'epoch', e)\n"
+	"end\n"
+	"local s = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
+	"local env = '{\"chan\":\"' .. ARGV[1] .. '\",\"seq\":' .. s .. ',\"epoch\":\"' .. e ..\n"
+	"  '\",\"ts\":' .. ARGV[2] .. ',\"msg\":' .. ARGV[3] .. '}'\n"
+	"local n, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+	"if n > 0 then\n"
+	"  redis.call('XADD', KEYS[2], 'MAXLEN', n, s .. '-0', 'e', env, 't', ARGV[2])\n"
+	"  if ttl > 0 then\n"
+	"    local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 8)\n"
+	"    for i = 1, #old do\n"
+	"      if tonumber(old[i][2][4]) >= tonumber(ARGV[2]) - ttl then break end\n"
+	"      redis.call('XDEL', KEYS[2], old[i][1])\n"
+	"    end\n"
+	"    redis.call('PEXPIRE', KEYS[2], ttl)\n"
+	"  end\n"
+	"end\n"
+	"redis.call('PEXPIRE', KEYS[1], 2592000000)\n"
+	"redis.call('PUBLISH', ARGV[1], env)\n"
+	"return {s, e}\n";
+
+/* Stored messages after a seq. KEYS: meta, stream. ARGV: since, limit, cutoff ms (0:
+ * none). Returns {epoch, last seq, first stored seq, envelopes...}. */
+static const char history_lua[] =
+	"local e = redis.call('HGET', KEYS[1], 'epoch') or ''\n"
+	"local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')\n"
+	"local cutoff = tonumber(ARGV[3])\n"
+	"local first = last + 1\n"
+	"local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 64)\n"
+	"for i = 1, #head do\n"
+	"  if tonumber(head[i][2][4]) >= cutoff then\n"
+	"    first = tonumber(string.match(head[i][1], '^%d+'))\n"
+	"    break\n"
+	"  end\n"
+	"end\n"
+	"local out = {e, last, first}\n"
+	"local r = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])\n"
+	"for i = 1, #r do\n"
+	"  if tonumber(r[i][2][4]) >= cutoff then out[#out + 1] = r[i][2][2] end\n"
+	"end\n"
+	"return out\n";
+
+static void rb_keys(const char *chan, char meta[CHAN_MAX + 16], char log[CHAN_MAX + 16])
+{
+	/* {chan} is a Redis Cluster hash tag: both keys of a channel live on one node. */
+	snprintf(meta, CHAN_MAX + 16, "chatd:{%s}:m", chan);
+	snprintf(log, CHAN_MAX + 16, "chatd:{%s}:h", chan);
+}
+
 static void on_published(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
 	struct pubreq *req = priv;
+	struct broker_pos pos;
 
 	if (reply && req->conn->ac == ac)
 		rconn_heard(req->conn);
 	if (!reply)
-		req->done(req->arg, "not confirmed: lost the connection to redis before it answered; the message may still be delivered");
+		req->done(req->arg, "not confirmed: lost the connection to redis before it answered; the message may still be delivered", NULL);
 	else if (reply->type == REDIS_REPLY_ERROR)
-		req->done(req->arg, reply->str);
-	else
-		req->done(req->arg, NULL);
+		req->done(req->arg, reply->str, NULL);
+	else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+		 reply->element[0]->type != REDIS_REPLY_INTEGER ||
+		 reply->element[1]->type != REDIS_REPLY_STRING)
+		req->done(req->arg, "unexpected answer from redis to the publish script", NULL);
+	else {
+		pos.seq = (uint64_t)reply->element[0]->integer;
+		snprintf(pos.epoch, sizeof pos.epoch, "%s", reply->element[1]->str);
+		req->done(req->arg, NULL, &pos);
+	}
 	free(req);
 }
 
-static void rb_publish(struct broker *b, const char *chan, const char *env, size_t len,
+static void rb_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 		       broker_done_fn *done, void *arg)
 {
 	struct rbroker *rb = (struct rbroker *)b;
+	char meta[CHAN_MAX + 16], log[CHAN_MAX + 16], tsbuf[24], nbuf[24], ttlbuf[24];
+	const char *argv[10];
+	size_t lens[10];
 	struct pubreq *req;
 	const char *why = b->ops->status(b);
 
 	if (!rb->cmd.up) {
-		done(arg, why);
+		done(arg, why, NULL);
 		return;
 	}
 	req = malloc(sizeof *req);
 	if (!req) {
-		done(arg, "out of memory");
+		done(arg, "out of memory", NULL);
 		return;
 	}
 	req->done = done;
 	req->arg = arg;
 	req->conn = &rb->cmd;
-	if (redisAsyncCommand(rb->cmd.ac, on_published, req, "PUBLISH %s %b", chan, env, len) != REDIS_OK) {
+	rb_keys(pub->chan, meta, log);
+	snprintf(tsbuf, sizeof tsbuf, "%lld", (long long)ts);
+	snprintf(nbuf, sizeof nbuf, "%zu", rb->cfg.history);
+	snprintf(ttlbuf, sizeof ttlbuf, "%llu", (unsigned long long)rb->cfg.history_ttl_s * 1000);
+	argv[0] = "EVAL", argv[1] = publish_lua, argv[2] = "2", argv[3] = meta, argv[4] = log;
+	argv[5] = pub->chan, argv[6] = tsbuf, argv[7] = pub->msg, argv[8] = nbuf, argv[9] = ttlbuf;
+	for (int i = 0; i < 10; i++)
+		lens[i] = i == 7 ? pub->msg_len : strlen(argv[i]);
+	if (redisAsyncCommandArgv(rb->cmd.ac, on_published, req, 10, argv, lens) == REDIS_OK)
+		return;
+	free(req);
+	done(arg, "redis connection is closing", NULL);
+}
+
+struct histreq {
+	broker_history_fn *cb;
+	void *arg;
+	struct rconn *conn;
+};
+
+static void on_history(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct histreq *req = priv;
+	struct broker_history h = { 0 };
+	const char **envs = NULL;
+	size_t *lens = NULL;
+
+	if (reply && req->conn->ac == ac)
+		rconn_heard(req->conn);
+	if (!reply || reply->type == REDIS_REPLY_ERROR) {
+		req->cb(req->arg, reply ? reply->str : "lost the connection to redis", NULL);
 		free(req);
-		done(arg, "redis connection is closing");
+		return;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
+		req->cb(req->arg, "unexpected answer from redis to the history script", NULL);
+		free(req);
+		return;
+	}
+	h.epoch = reply->element[0]->str ? reply->element[0]->str : "";
+	h.last = (uint64_t)reply->element[1]->integer;
+	h.first = (uint64_t)reply->element[2]->integer;
+	h.n = reply->elements - 3;
+	envs = malloc((h.n + 1) * sizeof *envs);
+	lens = malloc((h.n + 1) * sizeof *lens);
+	if (!envs || !lens) {
+		req->cb(req->arg, "out of memory", NULL);
+	} else {
+		for (size_t i = 0; i < h.n; i++) {
+			envs[i] = reply->element[3 + i]->str;
+			lens[i] = reply->element[3 + i]->len;
+		}
+		h.envs = envs;
+		h.lens = lens;
+		req->cb(req->arg, NULL, &h);
+	}
+	free(envs);
+	free(lens);
+	free(req);
+}
+
+static void rb_history(struct broker *b, const char *chan, uint64_t since, size_t limit,
+		       broker_history_fn *cb, void *arg)
+{
+	struct rbroker *rb = (struct rbroker *)b;
+	char meta[CHAN_MAX + 16], log[CHAN_MAX + 16], nums[3][24];
+	long long cutoff = 0;
+	struct histreq *req;
+
+	if (!rb->cmd.up) {
+		cb(arg, b->ops->status(b), NULL);
+		return;
+	}
+	req = malloc(sizeof *req);
+	if (!req) {
+		cb(arg, "out of memory", NULL);
+		return;
+	}
+	req->cb = cb;
+	req->arg = arg;
+	req->conn = &rb->cmd;
+	rb_keys(chan, meta, log);
+	if (rb->cfg.history_ttl_s)
+		cutoff = (long long)env_now_ms() - (long long)rb->cfg.history_ttl_s * 1000;
+	/* hiredis' format knows %s and %b, not every integer size: numbers go as text */
+	snprintf(nums[0], sizeof nums[0], "%llu", (unsigned long long)since);
+	snprintf(nums[1], sizeof nums[1], "%zu", limit);
+	snprintf(nums[2], sizeof nums[2], "%lld", cutoff);
+	if (redisAsyncCommand(rb->cmd.ac, on_history, req, "EVAL %s 2 %s %s %s %s %s", history_lua,
+			      meta, log, nums[0], nums[1], nums[2]) != REDIS_OK) {
+		free(req);
+		cb(arg, "redis connection is closing", NULL);
 	}
 }
 
@@ -499,6 +664,7 @@ static void rb_free(struct broker *b)
 
 static const struct broker_ops rb_ops = {
 	.publish = rb_publish,
+	.history = rb_history,
 	.subscribe = rb_subscribe,
 	.unsubscribe = rb_unsubscribe,
 	.status = rb_status,
@@ -515,7 +681,8 @@ static void rconn_init(struct rbroker *rb, struct rconn *c, const char *role)
 }
 
 struct broker *broker_redis_new(uv_loop_t *loop, const struct redis_url *url,
-				const struct broker_events *ev, void *ud)
+				const struct broker_config *cfg, const struct broker_events *ev,
+				void *ud)
 {
 	struct rbroker *rb = calloc(1, sizeof *rb);
 
@@ -526,6 +693,7 @@ struct broker *broker_redis_new(uv_loop_t *loop, const struct redis_url *url,
 	rb->base.ud = ud;
 	rb->loop = loop;
 	rb->url = *url;
+	rb->cfg = *cfg;
 	rb->up = -1; /* unknown: the first outcome is reported */
 	if (url->is_unix)
 		snprintf(rb->addr, sizeof rb->addr, "unix:%.100s", url->path);

@@ -171,16 +171,18 @@ void env_pub_free(struct env_pub *p)
 	p->msg = NULL;
 }
 
-char *env_build(const struct env_pub *p, int64_t ts_ms, size_t pre, size_t *len)
+char *env_build(const struct env_pub *p, uint64_t seq, const char *epoch, int64_t ts_ms,
+		size_t pre, size_t *len)
 {
-	size_t cl = strlen(p->chan), cap = pre + cl + p->msg_len + 64;
+	size_t cap = pre + strlen(p->chan) + strlen(epoch) + p->msg_len + 96;
 	char *buf = malloc(cap), *o;
 	int n;
 
 	if (!buf)
 		return NULL;
 	o = buf + pre;
-	n = snprintf(o, cap - pre, "{\"chan\":\"%s\",\"ts\":%lld,\"msg\":", p->chan, (long long)ts_ms);
+	n = snprintf(o, cap - pre, "{\"chan\":\"%s\",\"seq\":%llu,\"epoch\":\"%s\",\"ts\":%lld,\"msg\":",
+		     p->chan, (unsigned long long)seq, epoch, (long long)ts_ms);
 	memcpy(o + n, p->msg, p->msg_len);
 	n += (int)p->msg_len;
 	o[n++] = '}';
@@ -215,6 +217,14 @@ int env_msg_parse(const char *frame, size_t len, struct env_msg *m)
 		m->root = NULL;
 		return -1;
 	}
+	cJSON *seq = cJSON_GetObjectItemCaseSensitive(m->root, "seq"),
+	      *epoch = cJSON_GetObjectItemCaseSensitive(m->root, "epoch");
+
+	/* cJSON holds numbers as doubles: exact below 2^53, which no channel will reach
+	 * (nor can a JavaScript client count beyond). Anything else counts as absent. */
+	m->seq = cJSON_IsNumber(seq) && seq->valuedouble >= 1 && seq->valuedouble <= 9007199254740991.0
+			 ? (uint64_t)seq->valuedouble : 0;
+	m->epoch = cJSON_IsString(epoch) ? epoch->valuestring : NULL;
 	t = cJSON_GetObjectItemCaseSensitive(m->root, "type");
 	c = cJSON_GetObjectItemCaseSensitive(m->root, "chan");
 	ts = cJSON_GetObjectItemCaseSensitive(m->root, "ts");

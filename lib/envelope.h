@@ -1,7 +1,8 @@
 /* envelope.h: the JSON that crosses the wire.
  *
  * Publish request (HTTP body or WebSocket text frame):  {"chan":"NAME","msg":VALUE}
- * Envelope (what every subscriber receives):            {"chan":"NAME","ts":MS,"msg":VALUE}
+ * Envelope (what every subscriber receives):
+ *   {"chan":"NAME","seq":N,"epoch":"E","ts":MS,"msg":VALUE}
  * Control frame (server to one client):                 {"type":"error","error":"..."}
  *
  * An envelope is serialised once, at the publishing node, and its bytes are relayed
@@ -44,9 +45,13 @@ char *env_pub_body(const struct env_pub *p, size_t *len);
 
 void env_pub_free(struct env_pub *p);
 
-/* Serialise the envelope for p with `pre` spare bytes in front (for LWS_PRE).
- * Returns a malloc'd buffer; the envelope is at buf + pre, *len bytes, NUL-terminated. */
-char *env_build(const struct env_pub *p, int64_t ts_ms, size_t pre, size_t *len);
+#define ENV_EPOCH_MAX 24 /* characters of an epoch: [0-9a-z] */
+
+/* Serialise the envelope for p at position seq/epoch with `pre` spare bytes in front
+ * (for LWS_PRE). Returns a malloc'd buffer; the envelope is at buf + pre, *len bytes,
+ * NUL-terminated. */
+char *env_build(const struct env_pub *p, uint64_t seq, const char *epoch, int64_t ts_ms,
+		size_t pre, size_t *len);
 
 /* Serialise {"type":"error","error":ERR} with `pre` spare bytes, as env_build. */
 char *env_error_frame(const char *err, size_t pre, size_t *len);
@@ -57,6 +62,8 @@ struct env_msg {
 	struct cJSON *root;
 	const char *type;
 	const char *chan;
+	const char *epoch; /* NULL if absent */
+	uint64_t seq;      /* 0 if absent */
 	int64_t ts;
 	const struct cJSON *msg;
 };

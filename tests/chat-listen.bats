@@ -62,8 +62,8 @@ two" ]
 	finished "$BG_PID"
 	[ "$status" -eq 0 ]
 	run cat "$BG_OUT"
-	[[ "${lines[0]}" =~ ^\{\"chan\":\"env\",\"ts\":[0-9]{13},\"msg\":\"hello\"\}$ ]]
-	[[ "${lines[1]}" =~ ^\{\"chan\":\"env\",\"ts\":[0-9]{13},\"msg\":\{\"k\":\[true\]\}\}$ ]]
+	[[ "${lines[0]}" =~ ^\{\"chan\":\"env\",\"seq\":1,\"epoch\":\"[a-z0-9]+\",\"ts\":[0-9]{13},\"msg\":\"hello\"\}$ ]]
+	[[ "${lines[1]}" =~ ^\{\"chan\":\"env\",\"seq\":2,\"epoch\":\"[a-z0-9]+\",\"ts\":[0-9]{13},\"msg\":\{\"k\":\[true\]\}\}$ ]]
 }
 
 @test "several -c follow several channels over one connection, and only those" {

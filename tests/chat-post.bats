@@ -27,9 +27,9 @@ quote " and \ backslash' ]
 	wait_until 5 test -e "$BATS_TEST_TMPDIR/ready"
 	chat-post -c wire hello 'ünïcödé ✓'
 	finished "$BG_PID"
-	run sed 's/"ts":[0-9]*,/"ts":T,/' "$BG_OUT"
-	[ "${lines[0]}" = '{"chan":"wire","ts":T,"msg":"hello"}' ]
-	[ "${lines[1]}" = '{"chan":"wire","ts":T,"msg":"ünïcödé ✓"}' ]
+	run sed 's/"epoch":"[a-z0-9]*","ts":[0-9]*,/"epoch":E,"ts":T,/' "$BG_OUT"
+	[ "${lines[0]}" = '{"chan":"wire","seq":1,"epoch":E,"ts":T,"msg":"hello"}' ]
+	[ "${lines[1]}" = '{"chan":"wire","seq":2,"epoch":E,"ts":T,"msg":"ünïcödé ✓"}' ]
 	[ "${lines[2]}" = "CLOSE 1000 " ]
 }
 
@@ -77,12 +77,12 @@ two" ]
 	run chat-post --json -c values 42 '{ "cpu": 0.5, "tags": ["a", "b"] }' '"just text"' null '[1,{"x":true}]'
 	[ "$status" -eq 0 ]
 	finished "$BG_PID"
-	run sed 's/"ts":[0-9]*/"ts":T/' "$BG_OUT"
-	[ "$output" = '{"chan":"values","ts":T,"msg":42}
-{"chan":"values","ts":T,"msg":{"cpu":0.5,"tags":["a","b"]}}
-{"chan":"values","ts":T,"msg":"just text"}
-{"chan":"values","ts":T,"msg":null}
-{"chan":"values","ts":T,"msg":[1,{"x":true}]}' ]
+	run sed 's/"epoch":"[a-z0-9]*","ts":[0-9]*/"epoch":E,"ts":T/' "$BG_OUT"
+	[ "$output" = '{"chan":"values","seq":1,"epoch":E,"ts":T,"msg":42}
+{"chan":"values","seq":2,"epoch":E,"ts":T,"msg":{"cpu":0.5,"tags":["a","b"]}}
+{"chan":"values","seq":3,"epoch":E,"ts":T,"msg":"just text"}
+{"chan":"values","seq":4,"epoch":E,"ts":T,"msg":null}
+{"chan":"values","seq":5,"epoch":E,"ts":T,"msg":[1,{"x":true}]}' ]
 }
 
 @test "--json reads JSON Lines from stdin; an invalid line is reported by number and the rest still go" {
@@ -165,7 +165,7 @@ after" ]
 }
 
 @test "-v prints each answer on stdout, so chat-post | grep works" {
-	run sh -c 'chat-post -v -c answers a b c | grep -c "^{\"ok\":true,\"chan\":\"answers\",\"ts\":[0-9]*}$"'
+	run sh -c 'chat-post -v -c answers a b c | grep -c "^{\"ok\":true,\"chan\":\"answers\",\"seq\":[1-3],\"epoch\":\"[a-z0-9]*\",\"ts\":[0-9]*}$"'
 	[ "$status" -eq 0 ]
 	[ "$output" = 3 ]
 }

@@ -26,11 +26,11 @@ await_sub() {
 	subscribe_bg "ws://127.0.0.1:$CHATD_PORT/ws?chan=pubsub" 1
 	run curl -s -H 'Content-Type: application/json' -X POST -d '{"chan":"pubsub", "msg":"test message"}' "http://127.0.0.1:$CHATD_PORT/"
 	[ "$status" -eq 0 ]
-	[[ "$output" == '{"ok":true,"chan":"pubsub","ts":'* ]]
+	[[ "$output" == '{"ok":true,"chan":"pubsub","seq":1,"epoch":"'* ]]
 	local answer=$output
 	await_sub
 	run head -n 1 "$SUB_OUT"
-	[[ "$output" =~ ^\{\"chan\":\"pubsub\",\"ts\":[0-9]{13},\"msg\":\"test\ message\"\}$ ]]
+	[[ "$output" =~ ^\{\"chan\":\"pubsub\",\"seq\":1,\"epoch\":\"[a-z0-9]+\",\"ts\":[0-9]{13},\"msg\":\"test\ message\"\}$ ]]
 	# the answer's ts is the envelope's
 	ts_of() { sed 's/.*"ts":\([0-9]*\).*/\1/' <<<"$1"; }
 	[ "$(ts_of "$answer")" = "$(ts_of "$output")" ]
@@ -71,8 +71,8 @@ assert got==["s",42,{"a":[1,{"b":None}]},[1,2],True,None], got' "$SUB_OUT"
 	await_sub
 	run grep -c '"msg"' "$both_out"
 	[ "$output" -eq 2 ]
-	grep -q '"chan":"a","ts":[0-9]*,"msg":"to a"' "$both_out"
-	grep -q '"chan":"b","ts":[0-9]*,"msg":"to b"' "$both_out"
+	grep -q '"chan":"a","seq":1,"epoch":"[a-z0-9]*","ts":[0-9]*,"msg":"to a"' "$both_out"
+	grep -q '"chan":"b","seq":1,"epoch":"[a-z0-9]*","ts":[0-9]*,"msg":"to b"' "$both_out"
 	run head -n 1 "$SUB_OUT"
 	[[ "$output" == *'"msg":"to b"}' ]]
 	! grep -q nobody "$both_out" "$SUB_OUT"
@@ -89,10 +89,10 @@ assert got==["s",42,{"a":[1,{"b":None}]},[1,2],True,None], got' "$SUB_OUT"
 	subscribe_bg "ws://127.0.0.1:$CHATD_PORT/ws?chan=other" 1
 	run ws "ws://127.0.0.1:$CHATD_PORT/ws?chan=mine&chan=other" --count 4 \
 		--send 'plain words' --send '{"msg":{"n":1}}' --send '{"chan":"other","msg":"there"}' --send '[1,2]'
-	[[ "${lines[0]}" == *'"chan":"mine","ts":'*',"msg":"plain words"}' ]]
-	[[ "${lines[1]}" == *'"chan":"mine","ts":'*',"msg":{"n":1}}' ]]
-	[[ "${lines[2]}" == *'"chan":"other","ts":'*',"msg":"there"}' ]]
-	[[ "${lines[3]}" == *'"chan":"mine","ts":'*',"msg":"[1,2]"}' ]] # not an object: text
+	[[ "${lines[0]}" == *'"chan":"mine","seq":1,"epoch":"'*',"msg":"plain words"}' ]]
+	[[ "${lines[1]}" == *'"chan":"mine","seq":2,"epoch":"'*',"msg":{"n":1}}' ]]
+	[[ "${lines[2]}" == *'"chan":"other","seq":1,"epoch":"'*',"msg":"there"}' ]]
+	[[ "${lines[3]}" == *'"chan":"mine","seq":3,"epoch":"'*',"msg":"[1,2]"}' ]] # not an object: text
 	await_sub
 	grep -q '"msg":"there"' "$SUB_OUT"
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "chan.h"
+#include "cli.h"
 #include "envelope.h"
 #include "hub.h"
 #include "log.h"
@@ -23,6 +24,7 @@ extern const unsigned long chatd_page_len;
 
 enum body_kind { BODY_NONE, BODY_JSON, BODY_RAW };
 
+/* A request waiting on the broker (publish or history). */
 struct http_pub {
 	struct lws *wsi; /* NULL once the request is gone */
 	struct http_req *req;
@@ -98,7 +100,7 @@ static void http_error(struct lws *wsi, struct http_req *r, int status, const ch
 	http_answer_json(wsi, r, status, o);
 }
 
-static void http_on_published(void *arg, const char *err)
+static void http_on_published(void *arg, const char *err, const struct broker_pos *pos)
 {
 	struct http_pub *p = arg;
 	struct http_req *r = p->req;
@@ -117,6 +119,8 @@ static void http_on_published(void *arg, const char *err)
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddBoolToObject(o, "ok", 1);
 		cJSON_AddStringToObject(o, "chan", r->chan);
+		cJSON_AddNumberToObject(o, "seq", (double)pos->seq);
+		cJSON_AddStringToObject(o, "epoch", pos->epoch);
 		cJSON_AddNumberToObject(o, "ts", (double)r->ts); /* the envelope's ts */
 		http_answer_json(p->wsi, r, 200, o);
 	}
@@ -160,6 +164,85 @@ static void http_publish(struct lws *wsi, struct http_req *r)
 		snprintf(err, sizeof err, "message not accepted, try again: %s", down);
 		http_error(wsi, r, 503, err);
 	}
+}
+
+static void http_on_history(void *arg, const char *err, const struct broker_history *h)
+{
+	struct http_pub *p = arg;
+	struct http_req *r = p->req;
+	struct lws *wsi = p->wsi;
+	size_t cap = 256, len;
+	char *out;
+
+	free(p);
+	if (!wsi)
+		return; /* the request is gone */
+	r->pub = NULL;
+	if (err) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "history not available, try again: %s", err);
+		r->retry_after = 1;
+		http_error(wsi, r, 503, msg);
+		return;
+	}
+	for (size_t i = 0; i < h->n; i++)
+		cap += h->lens[i] + 1;
+	out = malloc(cap + strlen(h->epoch));
+	if (!out) {
+		http_error(wsi, r, 500, "out of memory");
+		return;
+	}
+	/* The stored envelopes are JSON already: concatenated, not re-encoded. */
+	len = (size_t)sprintf(out, "{\"ok\":true,\"chan\":\"%s\",\"epoch\":\"%s\",\"first\":%llu,\"last\":%llu,\"messages\":[",
+			      r->chan, h->epoch, (unsigned long long)h->first, (unsigned long long)h->last);
+	for (size_t i = 0; i < h->n; i++) {
+		if (i)
+			out[len++] = ',';
+		memcpy(out + len, h->envs[i], h->lens[i]);
+		len += h->lens[i];
+	}
+	len += (size_t)sprintf(out + len, "]}");
+	http_answer_raw(wsi, r, 200, "application/json", out, len);
+	free(out);
+}
+
+/* GET /history/NAME?since=SEQ&limit=N */
+static void http_history(struct lws *wsi, struct http_req *r, const char *chan)
+{
+	struct server *srv = server_of(wsi);
+	const char *why = chan_check(chan, strlen(chan));
+	char arg[40], msg[200];
+	long since = 0, limit = 100;
+	const char *v;
+
+	if (why) {
+		snprintf(msg, sizeof msg, "invalid channel name in path: %s", why);
+		http_error(wsi, r, 400, msg);
+		return;
+	}
+	if (((v = lws_get_urlarg_by_name(wsi, "since=", arg, sizeof arg)) &&
+	     cli_parse_count(v, 0x7fffffffffffffffL, &since)) ||
+	    ((v = lws_get_urlarg_by_name(wsi, "limit=", arg, sizeof arg)) &&
+	     (cli_parse_count(v, 1000, &limit) || limit < 1))) {
+		http_error(wsi, r, 400, "since must be a sequence number (0 or more) and limit a count from 1 to 1000");
+		return;
+	}
+	why = srv->broker ? broker_status(srv->broker) : "server shutting down";
+	if (why) {
+		snprintf(msg, sizeof msg, "history not available, try again: %s", why);
+		r->retry_after = 1;
+		http_error(wsi, r, 503, msg);
+		return;
+	}
+	r->pub = malloc(sizeof *r->pub);
+	if (!r->pub) {
+		http_error(wsi, r, 500, "out of memory");
+		return;
+	}
+	strcpy(r->chan, chan);
+	r->pub->wsi = wsi;
+	r->pub->req = r;
+	broker_history(srv->broker, chan, (uint64_t)since, (size_t)limit, http_on_history, r->pub);
 }
 
 static void http_health(struct lws *wsi, struct http_req *r)
@@ -250,6 +333,11 @@ static int http_on_request(struct lws *wsi, struct http_req *r, const char *path
 	} else if (!strcmp(path, "/healthz")) {
 		if (method == LWSHUMETH_GET)
 			http_health(wsi, r);
+		else
+			http_method_not_allowed(wsi, r, "GET, HEAD", path);
+	} else if (!strncmp(path, "/history/", 9)) {
+		if (method == LWSHUMETH_GET)
+			http_history(wsi, r, path + 9);
 		else
 			http_method_not_allowed(wsi, r, "GET, HEAD", path);
 	} else if (!strncmp(path, "/pub/", 5)) {

@@ -92,19 +92,10 @@ void hub_leave(struct server *srv, struct hub_sub *sub)
 int hub_publish(struct server *srv, const struct env_pub *pub, int64_t ts,
 		broker_done_fn *done, void *arg, const char **why)
 {
-	size_t len;
-	char *env;
-
 	*why = srv->broker ? broker_status(srv->broker) : "server shutting down";
 	if (*why)
 		return -1;
-	env = env_build(pub, ts, 0, &len);
-	if (!env) {
-		*why = "out of memory";
-		return -1;
-	}
-	broker_publish(srv->broker, pub->chan, env, len, done, arg);
-	free(env);
+	broker_publish(srv->broker, pub, ts, done, arg);
 	return 0;
 }
 

@@ -22,7 +22,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: chatd [-l ADDR:PORT] [-r URL] [--max-message SIZE] [-v|-q]\n"
+		"usage: chatd [-l ADDR:PORT] [-r URL] [--max-message SIZE] [--history N]\n"
+		"             [--history-ttl SECONDS] [-v|-q]\n"
 		"\n"
 		"Relay JSON messages from HTTP POSTs and WebSocket clients to WebSocket subscribers.\n"
 		"\n"
@@ -31,6 +32,8 @@ static void usage(FILE *f)
 		"  -r, --redis URL           join every chatd on this Redis: redis://[[USER]:PASS@]HOST[:PORT][/DB]\n"
 		"                            or unix:///PATH (default: embedded broker, this node only)\n"
 		"      --max-message SIZE    largest POST body or WebSocket message (default 64K)\n"
+		"      --history N           messages kept per channel for /history (default 1000; 0: none)\n"
+		"      --history-ttl SECONDS and for at most this long (default 86400; 0: no age limit)\n"
 		"  -v, --verbose             log connections and requests too\n"
 		"  -q, --quiet               log errors only\n"
 		"  -h, --help                show this help\n"
@@ -161,6 +164,8 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "redis", required_argument, NULL, 'r' },
 		{ "max-message", required_argument, NULL, 'M' },
+		{ "history", required_argument, NULL, 'H' },
+		{ "history-ttl", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -174,7 +179,11 @@ int main(int argc, char **argv)
 		{ "chat", ws_callback, ws_sess_size(), 4096, 0, NULL, 0 },
 		{ NULL, NULL, 0, 0, 0, NULL, 0 },
 	};
-	struct chatd_config cfg = { .max_message = 64 * 1024 };
+	struct chatd_config cfg = {
+		.max_message = 64 * 1024,
+		.store = { .history = 1000, .history_ttl_s = 86400 },
+	};
+	long n;
 	const char *listen = cli_env("CHATD_LISTEN", "127.0.0.1:3000");
 	const char *redis = cli_env("CHATD_REDIS", NULL);
 	struct lws_context_creation_info info;
@@ -194,6 +203,20 @@ int main(int argc, char **argv)
 				fprintf(stderr, "chatd: --max-message: want a size from 16 to 64M, like 64K\n");
 				return EX_USAGE;
 			}
+			break;
+		case 'H':
+			if (cli_parse_count(optarg, 1000000, &n)) {
+				fprintf(stderr, "chatd: --history: want a number of messages from 0 to 1000000\n");
+				return EX_USAGE;
+			}
+			cfg.store.history = (size_t)n;
+			break;
+		case 'T':
+			if (cli_parse_count(optarg, 100L * 365 * 86400, &n)) {
+				fprintf(stderr, "chatd: --history-ttl: want seconds (0 for no age limit)\n");
+				return EX_USAGE;
+			}
+			cfg.store.history_ttl_s = (unsigned)n;
 			break;
 		case 'v': verbosity = LOGL_DEBUG; break;
 		case 'q': verbosity = LOGL_ERROR; break;
@@ -224,8 +247,8 @@ int main(int argc, char **argv)
 	lws_set_log_level(getenv("CHATD_LWS_DEBUG") ? 0xfff : verbosity >= LOGL_DEBUG ? LLL_ERR | LLL_WARN : LLL_ERR, lws_log_line);
 	uv_loop_init(&loop);
 	srv.loop = &loop;
-	srv.broker = cfg.use_redis ? broker_redis_new(&loop, &cfg.redis, &broker_events, &srv)
-				   : broker_memory_new(&broker_events, &srv);
+	srv.broker = cfg.use_redis ? broker_redis_new(&loop, &cfg.redis, &cfg.store, &broker_events, &srv)
+				   : broker_memory_new(&cfg.store, &broker_events, &srv);
 	if (!srv.broker) {
 		log_error("chatd", "out of memory");
 		return EX_OSERR;
@@ -259,9 +282,9 @@ int main(int argc, char **argv)
 	uv_timer_init(&loop, &srv.stop_timer);
 	srv.stop_timer.data = &srv;
 
-	log_info("chatd", "listening on %s%s broker=%s max-message=%zu version=%s",
-		 cfg.unix_path ? "" : "http://", cfg.unix_path ? cfg.listen : cfg.listen, srv.broker->name,
-		 cfg.max_message, CHAT_VERSION);
+	log_info("chatd", "listening on %s%s broker=%s max-message=%zu history=%zu history-ttl=%us version=%s",
+		 cfg.unix_path ? "" : "http://", cfg.listen, srv.broker->name, cfg.max_message,
+		 cfg.store.history, cfg.store.history_ttl_s, CHAT_VERSION);
 	uv_run(&loop, UV_RUN_DEFAULT);
 
 	/* With a foreign libuv loop, lws frees the context only on a second call, once the

@@ -21,6 +21,7 @@ struct chatd_config {
 	int use_redis;
 	struct redis_url redis;
 	size_t max_message; /* bytes, HTTP body and WebSocket message */
+	struct broker_config store; /* history kept per channel */
 };
 
 struct ws_sess;

@@ -266,11 +266,13 @@ static void ws_on_closed(struct ws_sess *s)
 	memset(s, 0, sizeof *s);
 }
 
-static void ws_on_published(void *arg, const char *err)
+static void ws_on_published(void *arg, const char *err, const struct broker_pos *pos)
 {
 	struct ws_link *link = arg;
 
 	int was_paused = link->pending-- == WS_MAX_INFLIGHT;
+
+	(void)pos;
 
 	if (link->sess && was_paused)
 		lws_rx_flow_control(link->sess->wsi, 1); /* below the cap again: read on */
@@ -307,7 +309,7 @@ static int ws_on_message(struct ws_sess *s, const char *text, size_t len)
 	env_pub_free(&pub);
 	if (rc) {
 		snprintf(err, sizeof err, "publish failed: %s", down);
-		ws_on_published(s->link, NULL);
+		ws_on_published(s->link, NULL, NULL);
 		ws_send_error(s, err);
 	}
 	return 0;

@@ -1,5 +1,5 @@
-/* test_envelope.c: publish-request decoding (HTTP and WebSocket), envelope and error-frame
- * serialisation, and the client-side frame parser. */
+/* test_envelope.c: publish-request decoding (HTTP and WebSocket), envelope (with its
+ * seq/epoch position) and error-frame serialisation, and the client-side frame parser. */
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -448,42 +448,82 @@ static void test_pub_text(void)
 
 /* ---- env_build and env_error_frame ---- */
 
+#define CHAN64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define EPOCH24 "0123456789abcdefghijklmn" /* ENV_EPOCH_MAX characters */
+
 static void test_build(void)
 {
 	static const struct {
-		const char *chan, *msg;
+		const char *what, *chan, *msg;
+		uint64_t seq;
+		const char *epoch;
 		int64_t ts;
 		size_t pre;
 		const char *want;
 	} cases[] = {
-		{ "c", "1", 123, 0, "{\"chan\":\"c\",\"ts\":123,\"msg\":1}" },
-		{ "c", "\"hi\"", 123, PRE, "{\"chan\":\"c\",\"ts\":123,\"msg\":\"hi\"}" },
-		{ "pubsub", "{\"a\":[1,2]}", 1700000000123LL, PRE,
-		  "{\"chan\":\"pubsub\",\"ts\":1700000000123,\"msg\":{\"a\":[1,2]}}" },
-		{ "c", "null", 0, 1, "{\"chan\":\"c\",\"ts\":0,\"msg\":null}" },
-		{ "c", "true", -1, 3, "{\"chan\":\"c\",\"ts\":-1,\"msg\":true}" },
-		{ "c", "\"\"", INT64_MAX, 0, "{\"chan\":\"c\",\"ts\":9223372036854775807,\"msg\":\"\"}" },
-		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "0", INT64_MIN, PRE,
-		  "{\"chan\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+		{ "seq 1, no spare bytes", "c", "1", 1, "m18c0ffee", 123, 0,
+		  "{\"chan\":\"c\",\"seq\":1,\"epoch\":\"m18c0ffee\",\"ts\":123,\"msg\":1}" },
+		{ "a string msg after LWS_PRE bytes", "c", "\"hi\"", 2, "e1", 123, PRE,
+		  "{\"chan\":\"c\",\"seq\":2,\"epoch\":\"e1\",\"ts\":123,\"msg\":\"hi\"}" },
+		{ "an object msg and a real timestamp", "pubsub", "{\"a\":[1,2]}", 42, "m6061d1a2b3c4d1f2e", 1700000000123LL, PRE,
+		  "{\"chan\":\"pubsub\",\"seq\":42,\"epoch\":\"m6061d1a2b3c4d1f2e\",\"ts\":1700000000123,\"msg\":{\"a\":[1,2]}}" },
+		{ "seq 0 and ts 0, one spare byte", "c", "null", 0, "z", 0, 1,
+		  "{\"chan\":\"c\",\"seq\":0,\"epoch\":\"z\",\"ts\":0,\"msg\":null}" },
+		{ "an empty epoch, negative ts, 3 spare bytes", "c", "true", 7, "", -1, 3,
+		  "{\"chan\":\"c\",\"seq\":7,\"epoch\":\"\",\"ts\":-1,\"msg\":true}" },
+		{ "seq 2^53 (largest exact double)", "c", "\"\"", 9007199254740992ULL, "e", INT64_MAX, 0,
+		  "{\"chan\":\"c\",\"seq\":9007199254740992,\"epoch\":\"e\",\"ts\":9223372036854775807,\"msg\":\"\"}" },
+		{ "seq UINT64_MAX is printed in full", "c", "1", UINT64_MAX, "e", 5, PRE,
+		  "{\"chan\":\"c\",\"seq\":18446744073709551615,\"epoch\":\"e\",\"ts\":5,\"msg\":1}" },
+		/* Every variable field at its widest: the buffer must still be large enough. */
+		{ "the widest header (64-char chan, 24-char epoch, UINT64_MAX, INT64_MIN)", CHAN64, "0",
+		  UINT64_MAX, EPOCH24, INT64_MIN, PRE,
+		  "{\"chan\":\"" CHAN64 "\",\"seq\":18446744073709551615,\"epoch\":\"" EPOCH24 "\","
 		  "\"ts\":-9223372036854775808,\"msg\":0}" },
+		{ "a large spare area (4096 bytes)", "x.y", "[1,{}]", 3, "e", 1, 4096,
+		  "{\"chan\":\"x.y\",\"seq\":3,\"epoch\":\"e\",\"ts\":1,\"msg\":[1,{}]}" },
 	};
 
 	for (size_t i = 0; i < TAP_ARRAY_LEN(cases); i++) {
+		size_t pre = cases[i].pre, len = 0;
 		struct env_pub p;
-		size_t len = 0;
 		char *buf;
 
 		memset(&p, 0, sizeof p);
 		strcpy(p.chan, cases[i].chan);
 		p.msg = (char *)cases[i].msg;
 		p.msg_len = strlen(cases[i].msg);
-		buf = env_build(&p, cases[i].ts, cases[i].pre, &len);
-		if (!tap_ok(buf != NULL, "env_build returns a buffer (case %zu)", i + 1))
+		buf = env_build(&p, cases[i].seq, cases[i].epoch, cases[i].ts, pre, &len);
+		if (!tap_ok(buf != NULL, "env_build returns a buffer: %s", cases[i].what))
 			continue;
-		tap_mem_eq(buf + cases[i].pre, len, cases[i].want, strlen(cases[i].want),
-			   "env_build case %zu: exact envelope after %zu spare bytes", i + 1, cases[i].pre);
-		tap_ok(buf[cases[i].pre + len] == '\0', "env_build case %zu: NUL-terminated", i + 1);
+		/* The spare bytes are the caller's to write (lws puts its frame header there). */
+		memset(buf, 0xee, pre);
+		tap_mem_eq(buf + pre, len, cases[i].want, strlen(cases[i].want),
+			   "env_build %s: exact envelope after %zu spare bytes", cases[i].what, pre);
+		tap_ok(buf[pre + len] == '\0', "env_build %s: NUL-terminated", cases[i].what);
 		free(buf);
+	}
+
+	/* A long message: the buffer grows with msg_len, not a fixed size. */
+	{
+		size_t big = 100000, len = 0;
+		struct env_pub p;
+		char *msg = malloc(big + 3), *buf;
+
+		memset(&p, 0, sizeof p);
+		strcpy(p.chan, "c");
+		msg[0] = '"';
+		memset(msg + 1, 'x', big);
+		msg[big + 1] = '"';
+		msg[big + 2] = '\0';
+		p.msg = msg;
+		p.msg_len = big + 2;
+		buf = env_build(&p, 1, "e", 1, PRE, &len);
+		tap_ok(buf && len == strlen("{\"chan\":\"c\",\"seq\":1,\"epoch\":\"e\",\"ts\":1,\"msg\":}") + big + 2 &&
+			       !memcmp(buf + PRE + len - 4, "xx\"}", 4) && buf[PRE + len] == '\0',
+		       "env_build holds a 100000-byte msg whole");
+		free(buf);
+		free(msg);
 	}
 
 	/* The envelope built from a parsed request parses back on the client side. */
@@ -495,18 +535,53 @@ static void test_build(void)
 	char *buf;
 
 	env_pub_parse(body, strlen(body), NULL, &p, err, sizeof err);
-	buf = env_build(&p, 42, PRE, &len);
+	buf = env_build(&p, 17, "m1a2b3c", 42, PRE, &len);
 	if (tap_ok(buf && env_msg_parse(buf + PRE, len, &m) == 0,
 		   "env_build output parses with env_msg_parse")) {
 		char *again = cJSON_PrintUnformatted(m.msg);
 		tap_ok(m.type == NULL && m.chan && !strcmp(m.chan, "room.1") && m.ts == 42,
 		       "env_build round trip keeps chan and ts");
+		tap_long_eq((long long)m.seq, 17, "env_build round trip keeps seq");
+		tap_str_eq(m.epoch, "m1a2b3c", "env_build round trip keeps epoch");
 		tap_str_eq(again, p.msg, "env_build round trip keeps msg");
 		cJSON_free(again);
 		env_msg_free(&m);
 	}
 	free(buf);
 	env_pub_free(&p);
+}
+
+/* env_msg_parse reads back the seq env_build wrote below 2^53 (JSON numbers as doubles,
+ * as JavaScript clients see them too), and never invents one beyond that. */
+static void test_seq_round_trip(void)
+{
+	static const uint64_t seqs[] = {
+		1, 2, 1000, 4294967296ULL, 9007199254740992ULL /* 2^53 */,
+		9007199254740993ULL /* 2^53 + 1 */, 9223372036854775807ULL /* Redis INCR's limit */,
+		UINT64_MAX,
+	};
+	struct env_pub p;
+
+	memset(&p, 0, sizeof p);
+	strcpy(p.chan, "c");
+	p.msg = (char *)"1";
+	p.msg_len = 1;
+	for (size_t i = 0; i < TAP_ARRAY_LEN(seqs); i++) {
+		size_t len = 0;
+		char *buf = env_build(&p, seqs[i], "e", 1, 0, &len);
+		struct env_msg m;
+
+		if (tap_ok(buf && env_msg_parse(buf, len, &m) == 0,
+			   "envelope with seq %llu parses", (unsigned long long)seqs[i])) {
+			/* exact below 2^53; from there, cJSON's double cannot hold it: read as absent */
+			uint64_t want = seqs[i] < 9007199254740992ULL ? seqs[i] : 0;
+			if (!tap_ok(m.seq == want, "env_msg_parse reads back seq %llu as %llu",
+				    (unsigned long long)seqs[i], (unsigned long long)want))
+				tap_diag("got %llu", (unsigned long long)m.seq);
+			env_msg_free(&m);
+		}
+		free(buf);
+	}
 }
 
 static void test_error_frame(void)
@@ -565,6 +640,44 @@ static void test_msg_parse(void)
 	env_msg_free(&m);
 	tap_ok(m.root == NULL, "env_msg_free clears root");
 	env_msg_free(&m);
+
+	f = "{\"chan\":\"c\",\"seq\":7,\"epoch\":\"m18c0ffee\",\"ts\":5,\"msg\":1}";
+	if (tap_ok(env_msg_parse(f, strlen(f), &m) == 0, "env_msg_parse accepts an envelope with a position")) {
+		tap_long_eq((long long)m.seq, 7, "envelope: seq");
+		tap_str_eq(m.epoch, "m18c0ffee", "envelope: epoch");
+		tap_long_eq(m.ts, 5, "envelope with a position: ts");
+	}
+	env_msg_free(&m);
+
+	/* Members in another order are the same envelope. */
+	f = "{\"msg\":1,\"epoch\":\"e2\",\"ts\":5,\"seq\":3,\"chan\":\"c\"}";
+	tap_ok(env_msg_parse(f, strlen(f), &m) == 0 && m.seq == 3 && m.epoch && !strcmp(m.epoch, "e2"),
+	       "env_msg_parse finds seq and epoch in any member order");
+	env_msg_free(&m);
+
+	f = "{\"chan\":\"c\",\"seq\":1,\"epoch\":\"\",\"msg\":1}";
+	tap_ok(env_msg_parse(f, strlen(f), &m) == 0 && m.epoch && !strcmp(m.epoch, "") && m.seq == 1,
+	       "an empty epoch is \"\", not NULL");
+	env_msg_free(&m);
+
+	static const struct {
+		const char *what, *frame;
+	} no_pos[] = {
+		{ "an envelope without seq or epoch", "{\"chan\":\"c\",\"ts\":1,\"msg\":1}" },
+		{ "a control frame", "{\"type\":\"error\",\"error\":\"nope\"}" },
+		{ "a string seq and a numeric epoch", "{\"chan\":\"c\",\"seq\":\"5\",\"epoch\":5,\"msg\":1}" },
+		{ "a null seq and a null epoch", "{\"chan\":\"c\",\"seq\":null,\"epoch\":null,\"msg\":1}" },
+		{ "a negative seq and an array epoch", "{\"chan\":\"c\",\"seq\":-3,\"epoch\":[\"e\"],\"msg\":1}" },
+		{ "seq 0 and an object epoch", "{\"chan\":\"c\",\"seq\":0,\"epoch\":{},\"msg\":1}" },
+	};
+
+	for (size_t i = 0; i < TAP_ARRAY_LEN(no_pos); i++) {
+		memset(&m, 0x5a, sizeof m);
+		if (tap_ok(env_msg_parse(no_pos[i].frame, strlen(no_pos[i].frame), &m) == 0,
+			   "env_msg_parse accepts %s", no_pos[i].what))
+			tap_ok(m.seq == 0 && m.epoch == NULL, "%s: seq 0, epoch NULL", no_pos[i].what);
+		env_msg_free(&m);
+	}
 
 	f = "{\"chan\":\"c\",\"ts\":1,\"msg\":null}";
 	tap_ok(env_msg_parse(f, strlen(f), &m) == 0 && cJSON_IsNull(m.msg), "envelope with msg null is accepted");
@@ -631,6 +744,7 @@ int main(void)
 	test_ws();
 	test_pub_text();
 	test_build();
+	test_seq_round_trip();
 	test_error_frame();
 	test_msg_parse();
 	test_now();
