@@ -168,6 +168,9 @@ assert b["ok"] is False and sys.argv[2] in b["error"], b' "$BATS_TEST_TMPDIR/bod
 	[[ "$output" == *"Redis URL must look like redis://HOST:PORT"* ]]
 	run chatd --max-message lots
 	[ "$status" -eq 64 ]
+	run chatd --listen "127.0.0.1:$(free_port)" --redis redis://no-such-host.invalid:1
+	[ "$status" -eq 69 ]
+	[[ "$output" == *"cannot resolve redis host no-such-host.invalid"* ]]
 	run chatd --listen "127.0.0.1:$CHATD_PORT"
 	[ "$status" -eq 69 ]
 	[[ "$output" == *"cannot listen on 127.0.0.1:$CHATD_PORT: Address already in use"* ]]

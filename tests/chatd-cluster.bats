@@ -86,6 +86,12 @@ sub_on() {
 	! grep -q 'lost?' "$sub_out"
 }
 
+@test "a Redis host name is resolved once, at start" {
+	start_chatd --redis "redis://localhost:$REDIS_PORT"
+	wait_healthy "$CHATD_URL"
+	grep -q "INFO chatd: redis host localhost is 127.0.0.1 (resolved once, at start)" "$CHATD_LOG"
+}
+
 @test "chatd starts while Redis is down and becomes healthy when it comes up" {
 	local port
 	port=$(free_port)

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -88,6 +89,32 @@ static int check_bindable(const struct chatd_config *cfg)
 		log_error("chatd", "cannot listen on %s: %s", cfg->listen, strerror(errno));
 	close(fd);
 	return rc;
+}
+
+/* hiredis resolves host names with a blocking getaddrinfo on every (re)connect, which
+ * would stall the whole event loop while DNS is slow. Resolve once, before the loop
+ * runs, and connect by address from then on. */
+static int resolve_redis_host(struct redis_url *u)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
+	unsigned char probe[sizeof(struct in6_addr)];
+	char addr[INET6_ADDRSTRLEN];
+	int rc;
+
+	if (u->is_unix || inet_pton(AF_INET, u->host, probe) == 1 || inet_pton(AF_INET6, u->host, probe) == 1)
+		return 0;
+	if ((rc = getaddrinfo(u->host, NULL, &hints, &res))) {
+		log_error("chatd", "cannot resolve redis host %s: %s", u->host, gai_strerror(rc));
+		return -1;
+	}
+	if (res->ai_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, addr, sizeof addr);
+	else
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, addr, sizeof addr);
+	freeaddrinfo(res);
+	log_info("chatd", "redis host %s is %s (resolved once, at start)", u->host, addr);
+	snprintf(u->host, sizeof u->host, "%s", addr);
+	return 0;
 }
 
 static void lws_log_line(int level, const char *line)
@@ -242,6 +269,8 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if (check_bindable(&cfg))
+		return EX_UNAVAILABLE;
+	if (cfg.use_redis && resolve_redis_host(&cfg.redis))
 		return EX_UNAVAILABLE;
 
 	lws_set_log_level(getenv("CHATD_LWS_DEBUG") ? 0xfff : verbosity >= LOGL_DEBUG ? LLL_ERR | LLL_WARN : LLL_ERR, lws_log_line);
