@@ -25,7 +25,7 @@ extern const unsigned long chatd_page_len;
 enum body_kind { BODY_NONE, BODY_JSON, BODY_RAW };
 
 /* A request waiting on the broker (publish or history). */
-struct http_pub {
+struct http_wait {
 	struct lws *wsi; /* NULL once the request is gone */
 	struct http_req *req;
 };
@@ -38,7 +38,7 @@ struct http_req {
 	int head;      /* HEAD: headers only */
 	char *body;
 	size_t body_len, body_cap;
-	struct http_pub *pub;
+	struct http_wait *wait; /* a broker call in flight */
 	/* the answer */
 	int status;
 	const char *ctype;
@@ -56,8 +56,8 @@ size_t http_req_size(void)
 
 static void http_req_reset(struct http_req *r)
 {
-	if (r->pub)
-		r->pub->wsi = NULL; /* freed by its broker callback */
+	if (r->wait)
+		r->wait->wsi = NULL; /* freed by its broker callback */
 	free(r->body);
 	free(r->resp);
 	memset(r, 0, sizeof *r);
@@ -100,21 +100,44 @@ static void http_error(struct lws *wsi, struct http_req *r, int status, const ch
 	http_answer_json(wsi, r, status, o);
 }
 
+/* Before a broker call: the object its callback gets. NULL (answered 500) when out of
+ * memory. */
+static struct http_wait *http_wait_start(struct lws *wsi, struct http_req *r)
+{
+	r->wait = malloc(sizeof *r->wait);
+	if (!r->wait) {
+		http_error(wsi, r, 500, "out of memory");
+		return NULL;
+	}
+	r->wait->wsi = wsi;
+	r->wait->req = r;
+	return r->wait;
+}
+
+/* In a broker callback: the request's wsi, or NULL when the request is gone. Frees the
+ * wait object either way. */
+static struct lws *http_wait_end(struct http_wait *w)
+{
+	struct lws *wsi = w->wsi;
+
+	if (wsi)
+		w->req->wait = NULL;
+	free(w);
+	return wsi;
+}
+
 static void http_on_published(void *arg, const char *err, const struct broker_pos *pos)
 {
-	struct http_pub *p = arg;
-	struct http_req *r = p->req;
+	struct http_req *r = ((struct http_wait *)arg)->req;
+	struct lws *wsi = http_wait_end(arg);
 
-	if (!p->wsi) {
-		free(p);
+	if (!wsi)
 		return;
-	}
-	r->pub = NULL;
 	if (err) {
 		char msg[300];
 		snprintf(msg, sizeof msg, "message not acknowledged, try again: %s", err);
 		r->retry_after = 1;
-		http_error(p->wsi, r, 503, msg);
+		http_error(wsi, r, 503, msg);
 	} else {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddBoolToObject(o, "ok", 1);
@@ -122,9 +145,8 @@ static void http_on_published(void *arg, const char *err, const struct broker_po
 		cJSON_AddNumberToObject(o, "seq", (double)pos->seq);
 		cJSON_AddStringToObject(o, "epoch", pos->epoch);
 		cJSON_AddNumberToObject(o, "ts", (double)r->ts); /* the envelope's ts */
-		http_answer_json(p->wsi, r, 200, o);
+		http_answer_json(wsi, r, 200, o);
 	}
-	free(p);
 }
 
 /* The whole body is in: decode it and hand the envelope to the broker. */
@@ -145,21 +167,17 @@ static void http_publish(struct lws *wsi, struct http_req *r)
 		http_error(wsi, r, 400, err);
 		return;
 	}
-	r->pub = malloc(sizeof *r->pub);
-	if (!r->pub) {
+	if (!http_wait_start(wsi, r)) {
 		env_pub_free(&pub);
-		http_error(wsi, r, 500, "out of memory");
 		return;
 	}
 	strcpy(r->chan, pub.chan);
-	r->pub->wsi = wsi;
-	r->pub->req = r;
 	r->ts = env_now_ms();
-	rc = hub_publish(server_of(wsi), &pub, r->ts, http_on_published, r->pub, &down);
+	rc = hub_publish(server_of(wsi), &pub, r->ts, http_on_published, r->wait, &down);
 	env_pub_free(&pub);
 	if (rc) {
-		free(r->pub);
-		r->pub = NULL;
+		free(r->wait);
+		r->wait = NULL;
 		r->retry_after = 1;
 		snprintf(err, sizeof err, "message not accepted, try again: %s", down);
 		http_error(wsi, r, 503, err);
@@ -168,16 +186,13 @@ static void http_publish(struct lws *wsi, struct http_req *r)
 
 static void http_on_history(void *arg, const char *err, const struct broker_history *h)
 {
-	struct http_pub *p = arg;
-	struct http_req *r = p->req;
-	struct lws *wsi = p->wsi;
+	struct http_req *r = ((struct http_wait *)arg)->req;
+	struct lws *wsi = http_wait_end(arg);
 	size_t cap = 256, len;
 	char *out;
 
-	free(p);
 	if (!wsi)
 		return; /* the request is gone */
-	r->pub = NULL;
 	if (err) {
 		char msg[300];
 		snprintf(msg, sizeof msg, "history not available, try again: %s", err);
@@ -234,15 +249,10 @@ static void http_history(struct lws *wsi, struct http_req *r, const char *chan)
 		http_error(wsi, r, 503, msg);
 		return;
 	}
-	r->pub = malloc(sizeof *r->pub);
-	if (!r->pub) {
-		http_error(wsi, r, 500, "out of memory");
+	if (!http_wait_start(wsi, r))
 		return;
-	}
 	strcpy(r->chan, chan);
-	r->pub->wsi = wsi;
-	r->pub->req = r;
-	broker_history(srv->broker, chan, (uint64_t)since, (size_t)limit, http_on_history, r->pub);
+	broker_history(srv->broker, chan, (uint64_t)since, (size_t)limit, http_on_history, r->wait);
 }
 
 static void http_health(struct lws *wsi, struct http_req *r)
