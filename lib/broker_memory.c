@@ -21,9 +21,9 @@ struct mem_entry {
 };
 
 struct mem_chan {
-	uint64_t seq;       /* last assigned */
-	struct mem_entry *ring; /* history, oldest at (head), count entries */
-	size_t head, count;
+	uint64_t seq;           /* last assigned */
+	struct mem_entry *ring; /* history: count entries from head, in a ring of cap */
+	size_t head, count, cap;
 };
 
 struct mem_broker {
@@ -40,15 +40,41 @@ static struct mem_chan *mem_chan_get(struct mem_broker *mb, const char *name)
 	if (c)
 		return c;
 	c = calloc(1, sizeof *c);
-	if (c && mb->cfg.history)
-		c->ring = calloc(mb->cfg.history, sizeof *c->ring);
-	if (!c || (mb->cfg.history && !c->ring) || strmap_put(&mb->chans, name, c)) {
-		if (c)
-			free(c->ring);
+	if (!c || strmap_put(&mb->chans, name, c)) {
 		free(c);
 		return NULL;
 	}
 	return c;
+}
+
+/* Make room for one more entry. The ring grows by doubling up to --history, so a channel
+ * costs what it stores, not --history slots from its first message. */
+static int mem_ring_room(struct mem_broker *mb, struct mem_chan *c)
+{
+	size_t ncap;
+	struct mem_entry *nr;
+
+	if (c->count == mb->cfg.history) { /* full: the oldest makes room */
+		free(c->ring[c->head].env);
+		c->head = (c->head + 1) % c->cap;
+		c->count--;
+		return 0;
+	}
+	if (c->count < c->cap)
+		return 0;
+	ncap = c->cap ? 2 * c->cap : 4;
+	if (ncap > mb->cfg.history)
+		ncap = mb->cfg.history;
+	nr = malloc(ncap * sizeof *nr);
+	if (!nr)
+		return -1;
+	for (size_t i = 0; i < c->count; i++)
+		nr[i] = c->ring[(c->head + i) % c->cap];
+	free(c->ring);
+	c->ring = nr;
+	c->cap = ncap;
+	c->head = 0;
+	return 0;
 }
 
 /* Drop entries older than the age limit, oldest first. */
@@ -58,7 +84,7 @@ static void mem_expire(struct mem_broker *mb, struct mem_chan *c, int64_t now_ms
 
 	while (mb->cfg.history_ttl_s && c->count && c->ring[c->head].ts < oldest) {
 		free(c->ring[c->head].env);
-		c->head = (c->head + 1) % mb->cfg.history;
+		c->head = (c->head + 1) % c->cap;
 		c->count--;
 	}
 }
@@ -78,20 +104,16 @@ static void mem_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 	}
 	pos.seq = ++c->seq;
 	strcpy(pos.epoch, mb->epoch);
-	if (mb->cfg.history) {
-		struct mem_entry *e;
-		if (c->count == mb->cfg.history) { /* full: the oldest makes room */
-			free(c->ring[c->head].env);
-			c->head = (c->head + 1) % mb->cfg.history;
-			c->count--;
-		}
-		e = &c->ring[(c->head + c->count++) % mb->cfg.history];
+	int stored = mb->cfg.history && !mem_ring_room(mb, c);
+
+	if (stored) {
+		struct mem_entry *e = &c->ring[(c->head + c->count++) % c->cap];
 		e->env = env;
 		e->len = len;
 		e->ts = ts;
 	}
 	b->ev->message(b->ud, pub->chan, env, len);
-	if (!mb->cfg.history)
+	if (!stored)
 		free(env);
 	done(arg, NULL, &pos);
 }
@@ -125,7 +147,7 @@ static void mem_history(struct broker *b, const char *chan, uint64_t since, size
 			return;
 		}
 		for (size_t i = 0; i < h.n; i++) {
-			const struct mem_entry *e = &c->ring[(c->head + skip + i) % mb->cfg.history];
+			const struct mem_entry *e = &c->ring[(c->head + skip + i) % c->cap];
 			envs[i] = e->env;
 			lens[i] = e->len;
 		}
@@ -158,7 +180,7 @@ static void mem_free(struct broker *b)
 	for (size_t i = 0; (i = strmap_next(&mb->chans, i, &name, &v));) {
 		struct mem_chan *c = v;
 		for (size_t k = 0; k < c->count; k++)
-			free(c->ring[(c->head + k) % mb->cfg.history].env);
+			free(c->ring[(c->head + k) % c->cap].env);
 		free(c->ring);
 		free(c);
 	}
