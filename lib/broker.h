@@ -26,6 +26,10 @@ struct broker_events {
 	void (*message)(void *ud, const char *chan, const char *env, size_t len);
 	/* The broker became usable (up = 1) or stopped being usable (up = 0, why says why). */
 	void (*state)(void *ud, int up, const char *why);
+	/* chan's messages now reach message() (ready = 1: subscribed), or no longer do
+	 * (ready = 0: the subscription was lost; a later 1 means messages in between may be
+	 * missing and must be read from history). May run inside broker_subscribe. */
+	void (*ready)(void *ud, const char *chan, int ready);
 };
 
 /* Where a message was put. */

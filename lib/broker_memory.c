@@ -161,6 +161,12 @@ static void mem_history(struct broker *b, const char *chan, uint64_t since, size
 
 static void mem_subscribe(struct broker *b, const char *chan)
 {
+	if (b->ev->ready)
+		b->ev->ready(b->ud, chan, 1); /* every publish is delivered at once */
+}
+
+static void mem_unsubscribe(struct broker *b, const char *chan)
+{
 	(void)b;
 	(void)chan;
 }
@@ -192,7 +198,7 @@ static const struct broker_ops mem_ops = {
 	.publish = mem_publish,
 	.history = mem_history,
 	.subscribe = mem_subscribe,
-	.unsubscribe = mem_subscribe,
+	.unsubscribe = mem_unsubscribe,
 	.status = mem_status,
 	.free = mem_free,
 };

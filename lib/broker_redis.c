@@ -13,8 +13,9 @@
  * re-sent when the UNSUBSCRIBE reply arrives).
  *
  * A Redis that stops answering without closing (a hung host, a partition) is found by a
- * PING each second on both connections: when nothing has come back for DEAD_MS, the
- * connection is dropped, which fails its pending publishes (503) and reconnects. */
+ * PING each second (on the subscriber connection only while it subscribes to nothing,
+ * see rb_on_tick): when nothing has come back for DEAD_MS, the connection is dropped,
+ * which fails its pending publishes (503) and reconnects. */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -148,6 +149,10 @@ static void on_sub_message(redisAsyncContext *ac, void *r, void *priv)
 		rb->base.ev->message(rb->base.ud, e[1]->str, e[2]->str, e[2]->len);
 		return;
 	}
+	if (!strcmp(e[0]->str, "subscribe") && rb->base.ev->ready) {
+		rb->base.ev->ready(rb->base.ud, e[1]->str, 1);
+		return;
+	}
 	if (!strcmp(e[0]->str, "unsubscribe") && (ch = strmap_get(&rb->chans, e[1]->str))) {
 		if (ch->wanted) { /* wanted again while the UNSUBSCRIBE was in flight */
 			sub_send(rb, "SUBSCRIBE", e[1]->str);
@@ -249,8 +254,12 @@ static void rconn_lost(struct rconn *c)
 	if (c == &c->rb->sub) {
 		const char *name;
 		void *v;
-		for (size_t i = 0; (i = strmap_next(&c->rb->chans, i, &name, &v));)
-			((struct rchan *)v)->state = RCHAN_NONE;
+		for (size_t i = 0; (i = strmap_next(&c->rb->chans, i, &name, &v));) {
+			struct rchan *ch = v;
+			if (ch->state == RCHAN_SUBSCRIBED && ch->wanted && c->rb->base.ev->ready)
+				c->rb->base.ev->ready(c->rb->base.ud, name, 0);
+			ch->state = RCHAN_NONE;
+		}
 	}
 	rconn_retry_later(c);
 	rb_report(c->rb);
@@ -554,6 +563,8 @@ static void rb_subscribe(struct broker *b, const char *chan)
 	if (ch->state == RCHAN_NONE && rb->sub.up) {
 		sub_send(rb, "SUBSCRIBE", chan);
 		ch->state = RCHAN_SUBSCRIBED;
+	} else if (ch->state == RCHAN_SUBSCRIBED && rb->sub.up && b->ev->ready) {
+		b->ev->ready(b->ud, chan, 1); /* still subscribed (lingering): live at once */
 	}
 }
 
@@ -592,6 +603,14 @@ static void rb_on_tick(uv_timer_t *t)
 		struct rconn *c = conns[i];
 		if (!c->up)
 			continue;
+		/* In subscribe mode hiredis 0.14 routes a PING's reply by guesswork: while a
+		 * SUBSCRIBE is answered, the PONG can be dropped and the connection would look
+		 * dead. There, TCP keepalive watches the socket; a hung Redis is still found
+		 * within seconds through the command connection. */
+		if (c == &rb->sub && rb->chans.len) {
+			c->ping_pending = 0;
+			continue;
+		}
 		if (c->ping_pending && now - c->ping_sent >= DEAD_MS && now - c->last_rx >= DEAD_MS) {
 			rconn_drop(c, "no answer from redis for 3 s");
 			continue;

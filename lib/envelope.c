@@ -206,6 +206,28 @@ char *env_error_frame(const char *err, size_t pre, size_t *len)
 	return buf;
 }
 
+int env_pos_of(const char *env, size_t len, uint64_t *seq, char epoch[ENV_EPOCH_MAX + 1])
+{
+	/* {"chan":"NAME","seq":N,"epoch":"E",... and NAME holds no quote (chan.h) */
+	const char *p = memchr(env, ',', len), *end = env + len, *e;
+	uint64_t v = 0;
+
+	if (!p || end - p < 9 || memcmp(p, ",\"seq\":", 7))
+		return -1;
+	for (p += 7; p < end && *p >= '0' && *p <= '9'; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	if (end - p < 11 || memcmp(p, ",\"epoch\":\"", 10))
+		return -1;
+	p += 10;
+	e = memchr(p, '"', (size_t)(end - p));
+	if (!e || e - p > ENV_EPOCH_MAX)
+		return -1;
+	memcpy(epoch, p, (size_t)(e - p));
+	epoch[e - p] = '\0';
+	*seq = v;
+	return 0;
+}
+
 int env_msg_parse(const char *frame, size_t len, struct env_msg *m)
 {
 	cJSON *t, *c, *ts;

@@ -69,6 +69,10 @@ struct env_msg {
 };
 
 int env_msg_parse(const char *frame, size_t len, struct env_msg *m);
+
+/* The position of an envelope chatd built (env_build's member order), read without a
+ * JSON parse: for the server's hot path. Returns 0, or -1 if env has no position. */
+int env_pos_of(const char *env, size_t len, uint64_t *seq, char epoch[ENV_EPOCH_MAX + 1]);
 void env_msg_free(struct env_msg *m);
 
 int64_t env_now_ms(void);

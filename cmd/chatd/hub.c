@@ -14,6 +14,7 @@
 
 struct hub_chan {
 	char name[CHAN_MAX + 1];
+	int ready; /* the broker delivers its live messages */
 	struct hub_sub **subs;
 	unsigned n, cap;
 };
@@ -25,6 +26,8 @@ struct hub_msg *hub_msg_new(const char *payload, size_t len)
 	if (!m)
 		return NULL;
 	m->refs = 0;
+	m->seq = 0;
+	m->epoch[0] = '\0';
 	m->len = len;
 	memcpy(m->data + LWS_PRE, payload, len);
 	m->data[LWS_PRE + len] = '\0';
@@ -53,8 +56,6 @@ int hub_join(struct server *srv, const char *name, struct hub_sub *sub, struct w
 			return -1;
 		}
 		strcpy(c->name, name);
-		if (srv->broker)
-			broker_subscribe(srv->broker, name);
 	}
 	if (c->n == c->cap) {
 		unsigned ncap = c->cap ? c->cap * 2 : 4;
@@ -68,6 +69,10 @@ int hub_join(struct server *srv, const char *name, struct hub_sub *sub, struct w
 	sub->chan = c;
 	sub->idx = c->n;
 	c->subs[c->n++] = sub;
+	if (c->n == 1 && srv->broker)
+		broker_subscribe(srv->broker, name); /* may report ready at once */
+	else if (c->ready)
+		ws_sub_ready(sub);
 	return 0;
 }
 
@@ -112,11 +117,30 @@ void hub_deliver(void *ud, const char *chan, const char *env, size_t len)
 		log_error("hub", "out of memory: dropped a message chan=%s", chan);
 		return;
 	}
+	env_pos_of(env, len, &m->seq, m->epoch);
 	/* Hold a reference across the loop: a session may drop its copy immediately. */
 	m->refs = 1;
 	for (unsigned i = 0; i < c->n; i++)
-		ws_enqueue(c->subs[i]->sess, m);
+		ws_deliver(c->subs[i], m);
 	hub_msg_unref(m);
+}
+
+int hub_chan_ready(const struct hub_chan *c)
+{
+	return c->ready;
+}
+
+void hub_ready(void *ud, const char *chan, int ready)
+{
+	struct server *srv = ud;
+	struct hub_chan *c = strmap_get(&srv->chans, chan);
+
+	if (!c)
+		return;
+	c->ready = ready;
+	if (ready)
+		for (unsigned i = 0; i < c->n; i++)
+			ws_sub_ready(c->subs[i]);
 }
 
 void hub_free(struct server *srv)

@@ -17,6 +17,8 @@ struct hub_chan;
 /* One message as it goes out: LWS_PRE spare bytes, then the payload. */
 struct hub_msg {
 	unsigned refs;
+	uint64_t seq; /* 0 for control frames */
+	char epoch[ENV_EPOCH_MAX + 1];
 	size_t len;
 	unsigned char data[]; /* payload at data + LWS_PRE */
 };
@@ -51,10 +53,19 @@ int hub_publish(struct server *srv, const struct env_pub *pub, int64_t ts,
 /* The broker's message callback: queue env for every local subscriber of chan. */
 void hub_deliver(void *srv, const char *chan, const char *env, size_t len);
 
+/* The broker's ready callback: chan's live messages start (or stop) arriving. */
+void hub_ready(void *srv, const char *chan, int ready);
+int hub_chan_ready(const struct hub_chan *c);
+
 /* Forget every channel (at shutdown, once the sessions are gone). */
 void hub_free(struct server *srv);
 
 /* Implemented by ws.c: take a reference to m and arrange for it to be written. */
 void ws_enqueue(struct ws_sess *s, struct hub_msg *m);
+/* Implemented by ws.c: a live message for one subscription. */
+void ws_deliver(struct hub_sub *sub, struct hub_msg *m);
+/* Implemented by ws.c: the channel of sub became ready (live, after a gap if it was
+ * ready before). */
+void ws_sub_ready(struct hub_sub *sub);
 
 #endif

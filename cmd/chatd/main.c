@@ -139,6 +139,7 @@ static void on_broker_state(void *ud, int up, const char *why)
 
 static const struct broker_events broker_events = {
 	.message = hub_deliver,
+	.ready = hub_ready,
 	.state = on_broker_state,
 };
 

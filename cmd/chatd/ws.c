@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "chan.h"
+#include "cli.h"
 #include "envelope.h"
 #include "hub.h"
 #include "log.h"
@@ -23,14 +24,34 @@
  * touches freed memory. */
 struct ws_link {
 	struct ws_sess *sess; /* NULL once the session closed */
-	unsigned pending;
+	unsigned pending;     /* publishes awaiting the broker */
+	unsigned reads;       /* history reads awaiting the broker */
+};
+
+#define WS_REPLAY_PAGE 500
+
+/* One subscription, with its position: live messages at or below the last seq it got
+ * (in the same epoch) are duplicates and dropped. While it replays history, live
+ * messages wait in `held` and go out after the replay, so the switch loses nothing and
+ * repeats nothing. */
+enum ws_sub_mode { WS_LIVE, WS_WAITING, WS_REPLAYING };
+
+struct ws_sub {
+	struct hub_sub hub; /* first: hub.c hands us &hub */
+	enum ws_sub_mode mode;
+	uint64_t seq;                   /* last delivered (0: none yet) */
+	char epoch[ENV_EPOCH_MAX + 1];  /* of that message, or asked for */
+	long last_n;                    /* last=N asked: replay the newest N */
+	int check_gap;                  /* the next history page decides whether to notify */
+	struct hub_msg **held;
+	unsigned nheld, capheld;
 };
 
 struct ws_sess {
 	struct lws *wsi;
 	struct server *srv;
 	struct ws_sess *prev, *next;
-	struct hub_sub *subs;
+	struct ws_sub *subs;
 	unsigned nsubs;
 	struct hub_msg **q; /* ring */
 	unsigned qcap, qhead, qlen;
@@ -190,6 +211,239 @@ fail:
 	return -1;
 }
 
+/* ---- positions: resume, replay, and the switch to live ---- */
+
+static int ws_is_dup(const struct ws_sub *sub, const struct hub_msg *m)
+{
+	return m->seq && m->seq <= sub->seq && !strcmp(m->epoch, sub->epoch);
+}
+
+static void ws_sub_send(struct ws_sub *sub, struct hub_msg *m)
+{
+	if (ws_is_dup(sub, m))
+		return;
+	if (m->seq) {
+		sub->seq = m->seq;
+		strcpy(sub->epoch, m->epoch);
+	}
+	ws_enqueue(sub->hub.sess, m);
+}
+
+static void ws_sub_drop_held(struct ws_sub *sub)
+{
+	for (unsigned i = 0; i < sub->nheld; i++)
+		hub_msg_unref(sub->held[i]);
+	free(sub->held);
+	sub->held = NULL;
+	sub->nheld = sub->capheld = 0;
+}
+
+static void ws_sub_go_live(struct ws_sub *sub)
+{
+	sub->mode = WS_LIVE;
+	for (unsigned i = 0; i < sub->nheld; i++)
+		ws_sub_send(sub, sub->held[i]);
+	ws_sub_drop_held(sub);
+}
+
+void ws_deliver(struct hub_sub *hs, struct hub_msg *m)
+{
+	struct ws_sub *sub = (struct ws_sub *)hs;
+
+	if (sub->mode == WS_LIVE) {
+		ws_sub_send(sub, m);
+		return;
+	}
+	if (sub->nheld == sub->capheld) { /* replaying: keep it for the switch */
+		unsigned ncap = sub->capheld ? 2 * sub->capheld : 16;
+		struct hub_msg **nh = ncap <= CHATD_MAX_QUEUE ? realloc(sub->held, ncap * sizeof *nh) : NULL;
+		if (!nh) {
+			ws_too_slow(hs->sess);
+			return;
+		}
+		sub->held = nh;
+		sub->capheld = ncap;
+	}
+	m->refs++;
+	sub->held[sub->nheld++] = m;
+}
+
+struct ws_read {
+	struct ws_link *link;
+	unsigned idx; /* which subscription of the session */
+};
+
+static void ws_on_history(void *arg, const char *err, const struct broker_history *h);
+
+static void ws_sub_read(struct ws_sess *s, unsigned idx, uint64_t since, size_t limit)
+{
+	struct ws_read *rd = malloc(sizeof *rd);
+
+	if (!rd || !s->srv->broker) {
+		free(rd);
+		ws_send_error(s, "history not available: replay skipped, continuing live");
+		ws_sub_go_live(&s->subs[idx]);
+		return;
+	}
+	rd->link = s->link;
+	rd->idx = idx;
+	s->link->reads++;
+	broker_history(s->srv->broker, hub_chan_name(s->subs[idx].hub.chan), since, limit,
+		       ws_on_history, rd);
+}
+
+static void ws_send_gap(struct ws_sess *s, const struct ws_sub *sub,
+			const struct broker_history *h)
+{
+	char frame[400];
+	int n = snprintf(frame, sizeof frame,
+			 "{\"type\":\"gap\",\"chan\":\"%s\",\"asked\":{\"since\":%llu,\"epoch\":\"%s\"},"
+			 "\"available\":{\"first\":%llu,\"last\":%llu,\"epoch\":\"%s\"}}",
+			 hub_chan_name(sub->hub.chan), (unsigned long long)sub->seq, sub->epoch,
+			 (unsigned long long)h->first, (unsigned long long)h->last, h->epoch);
+	struct hub_msg *m = hub_msg_new(frame, (size_t)n);
+
+	if (m) {
+		ws_enqueue(s, m);
+		if (!m->refs)
+			free(m);
+	}
+}
+
+static void ws_on_history(void *arg, const char *err, const struct broker_history *h)
+{
+	struct ws_read *rd = arg;
+	struct ws_link *link = rd->link;
+	struct ws_sess *s = link->sess;
+	unsigned idx = rd->idx;
+	struct ws_sub *sub;
+
+	free(rd);
+	link->reads--;
+	if (!s) {
+		if (!link->pending && !link->reads)
+			free(link);
+		return;
+	}
+	sub = &s->subs[idx];
+	if (err) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "history not available (%s): replay skipped, continuing live", err);
+		ws_send_error(s, msg);
+		ws_sub_go_live(sub);
+		return;
+	}
+	if (sub->last_n) { /* last=N: now that the newest seq is known, read from N before it */
+		uint64_t since = h->last > (uint64_t)sub->last_n ? h->last - (uint64_t)sub->last_n : 0;
+		sub->last_n = 0;
+		sub->seq = since;
+		snprintf(sub->epoch, sizeof sub->epoch, "%s", h->epoch);
+		ws_sub_read(s, idx, since, WS_REPLAY_PAGE);
+		return;
+	}
+	if (sub->check_gap) {
+		int new_epoch = sub->epoch[0] && h->epoch[0] && strcmp(sub->epoch, h->epoch);
+		sub->check_gap = 0;
+		if (new_epoch || (h->epoch[0] && sub->seq + 1 < h->first)) {
+			ws_send_gap(s, sub, h); /* before anything replayed: never a silent hole */
+			if (new_epoch) { /* the asked position means nothing now: replay this epoch */
+				sub->seq = 0;
+				snprintf(sub->epoch, sizeof sub->epoch, "%s", h->epoch);
+				ws_sub_read(s, idx, 0, WS_REPLAY_PAGE);
+				return;
+			}
+		}
+	}
+	for (size_t i = 0; i < h->n; i++) {
+		struct hub_msg *m = hub_msg_new(h->envs[i], h->lens[i]);
+		if (!m)
+			break;
+		env_pos_of(h->envs[i], h->lens[i], &m->seq, m->epoch);
+		ws_sub_send(sub, m);
+		if (!m->refs)
+			free(m);
+	}
+	if (h->n == WS_REPLAY_PAGE) {
+		ws_sub_read(s, idx, sub->seq, WS_REPLAY_PAGE);
+		return;
+	}
+	ws_sub_go_live(sub);
+}
+
+void ws_sub_ready(struct hub_sub *hs)
+{
+	struct ws_sub *sub = (struct ws_sub *)hs;
+	struct ws_sess *s = hs->sess;
+
+	if (s->close_code || sub->mode == WS_REPLAYING)
+		return;
+	if (sub->mode == WS_LIVE && !sub->seq)
+		return; /* live from the start, nothing to catch up on */
+	/* A resume asked for in the URL, or a channel that is live again after its
+	 * subscription was lost: read what was published since the last message. */
+	if (sub->mode == WS_LIVE)
+		sub->check_gap = 1;
+	sub->mode = WS_REPLAYING;
+	ws_sub_read(s, (unsigned)(sub - s->subs), sub->last_n ? 0 : sub->seq,
+		    sub->last_n ? 1 : WS_REPLAY_PAGE);
+}
+
+/* Resume positions from the URL: since=NAME:SEQ[:EPOCH] (repeatable) and last=N. */
+static int ws_url_positions(struct lws *wsi, struct ws_sess *s, char names[][CHAN_MAX + 1],
+			    int n, char *err, size_t errlen)
+{
+	int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS), len;
+	char *frag = malloc((size_t)alen + 1);
+	long last = 0;
+
+	if (!frag)
+		return -1;
+	for (int i = 0; (len = lws_hdr_copy_fragment(wsi, frag, alen + 1, WSI_TOKEN_HTTP_URI_ARGS, i)) >= 0; i++) {
+		char *name = frag + 6, *seq, *epoch, *end;
+		int k;
+
+		if (!strncmp(frag, "last=", 5)) {
+			if (cli_parse_count(frag + 5, 1000, &last) || last < 1) {
+				snprintf(err, errlen, "last must be a count from 1 to 1000");
+				goto fail;
+			}
+			continue;
+		}
+		if (strncmp(frag, "since=", 6))
+			continue;
+		seq = strchr(name, ':');
+		for (k = 0; seq && k < n && (strlen(names[k]) != (size_t)(seq - name) ||
+					    strncmp(names[k], name, (size_t)(seq - name))); k++)
+			;
+		if (!seq || k == n) {
+			snprintf(err, errlen, "since must be CHAN:SEQ[:EPOCH] for a subscribed channel");
+			goto fail;
+		}
+		epoch = strchr(seq + 1, ':');
+		if (epoch)
+			*epoch++ = '\0';
+		s->subs[k].seq = strtoull(seq + 1, &end, 10);
+		if (*end || end == seq + 1 || (epoch && (strlen(epoch) > ENV_EPOCH_MAX ||
+							  strspn(epoch, "0123456789abcdefghijklmnopqrstuvwxyz") != strlen(epoch)))) {
+			snprintf(err, errlen, "since must be CHAN:SEQ[:EPOCH] with a number and an epoch of 0-9 a-z");
+			goto fail;
+		}
+		snprintf(s->subs[k].epoch, sizeof s->subs[k].epoch, "%s", epoch ? epoch : "");
+		s->subs[k].mode = WS_WAITING;
+		s->subs[k].check_gap = 1;
+	}
+	for (int k = 0; last && k < n; k++)
+		if (s->subs[k].mode == WS_LIVE) {
+			s->subs[k].mode = WS_WAITING;
+			s->subs[k].last_n = last;
+		}
+	free(frag);
+	return 0;
+fail:
+	free(frag);
+	return -1;
+}
+
 static int ws_on_established(struct ws_sess *s, struct lws *wsi)
 {
 	char names[CHAN_MAX_PER_CONN][CHAN_MAX + 1], err[200];
@@ -224,8 +478,15 @@ static int ws_on_established(struct ws_sess *s, struct lws *wsi)
 	s->subs = calloc((size_t)n, sizeof *s->subs);
 	if (!s->subs)
 		return -1;
+	if (ws_url_positions(wsi, s, names, n, err, sizeof err)) {
+		free(s->subs);
+		s->subs = NULL;
+		log_debug("ws", "refused peer=%s: %s", s->peer, err);
+		ws_close_later(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, err);
+		return 0;
+	}
 	for (int i = 0; i < n; i++) {
-		if (hub_join(srv, names[i], &s->subs[i], s))
+		if (hub_join(srv, names[i], &s->subs[i].hub, s))
 			return -1;
 		s->nsubs++;
 	}
@@ -244,15 +505,17 @@ static void ws_on_closed(struct ws_sess *s)
 
 	if (!srv)
 		return; /* never established */
-	for (unsigned i = 0; i < s->nsubs; i++)
-		hub_leave(srv, &s->subs[i]);
+	for (unsigned i = 0; i < s->nsubs; i++) {
+		hub_leave(srv, &s->subs[i].hub);
+		ws_sub_drop_held(&s->subs[i]);
+	}
 	free(s->subs);
 	ws_drop_queue(s);
 	free(s->q);
 	free(s->rx);
 	if (s->link) {
 		s->link->sess = NULL;
-		if (!s->link->pending)
+		if (!s->link->pending && !s->link->reads)
 			free(s->link);
 	}
 	if (s->prev)
@@ -281,7 +544,7 @@ static void ws_on_published(void *arg, const char *err, const struct broker_pos 
 		snprintf(msg, sizeof msg, "publish failed: %s", err);
 		ws_send_error(link->sess, msg);
 	}
-	if (!link->sess && !link->pending)
+	if (!link->sess && !link->pending && !link->reads)
 		free(link);
 }
 
@@ -297,7 +560,7 @@ static int ws_on_message(struct ws_sess *s, const char *text, size_t len)
 		ws_close_later(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "text frame is not valid UTF-8");
 		return 0;
 	}
-	if (env_pub_parse(text, len, hub_chan_name(s->subs[0].chan), &pub, err, sizeof err)) {
+	if (env_pub_parse(text, len, hub_chan_name(s->subs[0].hub.chan), &pub, err, sizeof err)) {
 		ws_send_error(s, err);
 		return 0;
 	}

@@ -66,7 +66,7 @@ static void on_state(void *ud, int up, const char *why)
 	/* Not asserted: when (or whether) the memory broker reports "up" is its own business. */
 }
 
-static const struct broker_events events = { on_message, on_state };
+static const struct broker_events events = { .message = on_message, .state = on_state };
 
 static void recorder_clear(struct recorder *r)
 {
@@ -570,6 +570,34 @@ static void test_history_ttl(void)
 	recorder_clear(&r);
 }
 
+static int ready_calls;
+static char ready_chan[CHAN_MAX + 1];
+
+static void on_ready(void *ud, const char *chan, int ready)
+{
+	(void)ud;
+	ready_calls += ready ? 1 : 0;
+	snprintf(ready_chan, sizeof ready_chan, "%s", chan);
+}
+
+/* The memory broker delivers every publish at once: a subscription is ready as soon as
+ * it is asked for, inside broker_subscribe. */
+static void test_ready(void)
+{
+	static const struct broker_events ev = { .message = on_message, .ready = on_ready };
+	struct broker_config cfg = { .history = 4 };
+	struct broker *b = broker_memory_new(&cfg, &ev, NULL);
+
+	if (!tap_ok(b != NULL, "ready: broker created"))
+		return;
+	broker_subscribe(b, "live");
+	tap_ok(ready_calls == 1 && !strcmp(ready_chan, "live"),
+	       "ready: subscribe reports the channel ready at once");
+	broker_unsubscribe(b, "live");
+	tap_ok(ready_calls == 1, "ready: unsubscribe reports nothing");
+	broker_free(b);
+}
+
 int main(void)
 {
 	test_publish();
@@ -580,5 +608,6 @@ int main(void)
 	test_history_off();
 	test_history_unknown();
 	test_history_ttl();
+	test_ready();
 	return tap_done();
 }
