@@ -148,3 +148,15 @@ sub_on() {
 	run ws "ws://127.0.0.1:$A_PORT/ws/down" --send 'into the void' --count 1
 	[[ "${lines[0]}" == '{"type":"error","error":"publish failed: redis '*'is down'* ]]
 }
+
+@test "after its subscriber connection is cut, a quiet node resubscribes and stays healthy" {
+	sub_on "$A_PORT" calm 1 20
+	redis-cli -p "$REDIS_PORT" client kill type pubsub >/dev/null
+	wait_until 10 sh -c "redis-cli -p $REDIS_PORT pubsub numsub calm | tail -n 1 | grep -q 1"
+	sleep 5 # several liveness rounds on a quiet, subscribed connection
+	! grep -q 'no answer from redis' "$A_LOG"
+	run curl -s -X POST -d '{"chan":"calm","msg":"still live"}' "$A_URL/"
+	[[ "$output" == '{"ok":true'* ]]
+	wait "$BG_PID"
+	grep -q '"msg":"still live"' "$BG_OUT"
+}
