@@ -7,7 +7,6 @@
 #define CHAN_MAX 64 /* bytes */
 #define CHAN_DEFAULT "pubsub"
 #define CHAN_MAX_PER_CONN 16 /* channels one WebSocket connection may subscribe to */
-#define CHAN_RULE "1 to 64 characters from A-Z a-z 0-9 _ - . :"
 
 /* NULL when name[0..len) is a valid channel name, else a short reason for the user. */
 const char *chan_check(const char *name, size_t len);

@@ -25,7 +25,7 @@ struct hub_msg *hub_msg_new(const char *payload, size_t len)
 
 	if (!m)
 		return NULL;
-	m->refs = 0;
+	m->refs = 1;
 	m->seq = 0;
 	m->epoch[0] = '\0';
 	m->len = len;
@@ -118,8 +118,7 @@ void hub_deliver(void *ud, const char *chan, const char *env, size_t len)
 		return;
 	}
 	env_pos_of(env, len, &m->seq, m->epoch);
-	/* Hold a reference across the loop: a session may drop its copy immediately. */
-	m->refs = 1;
+	/* Our reference outlives the loop: a session may drop its copy immediately. */
 	for (unsigned i = 0; i < c->n; i++)
 		ws_deliver(c->subs[i], m);
 	hub_msg_unref(m);

@@ -30,6 +30,7 @@ struct hub_sub {
 	unsigned idx; /* position in chan's subscriber array */
 };
 
+/* A new message holding one reference, the caller's: hand it out, then unref it. */
 struct hub_msg *hub_msg_new(const char *payload, size_t len);
 static inline unsigned char *hub_msg_payload(struct hub_msg *m)
 {
@@ -60,8 +61,6 @@ int hub_chan_ready(const struct hub_chan *c);
 /* Forget every channel (at shutdown, once the sessions are gone). */
 void hub_free(struct server *srv);
 
-/* Implemented by ws.c: take a reference to m and arrange for it to be written. */
-void ws_enqueue(struct ws_sess *s, struct hub_msg *m);
 /* Implemented by ws.c: a live message for one subscription. */
 void ws_deliver(struct hub_sub *sub, struct hub_msg *m);
 /* Implemented by ws.c: the channel of sub became ready (live, after a gap if it was

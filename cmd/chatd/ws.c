@@ -104,7 +104,8 @@ static void ws_too_slow(struct ws_sess *s)
 	ws_close_later(s, 1013 /* try again later */, "subscriber too slow: send queue full");
 }
 
-void ws_enqueue(struct ws_sess *s, struct hub_msg *m)
+/* Take a reference to m and arrange for it to be written. */
+static void ws_enqueue(struct ws_sess *s, struct hub_msg *m)
 {
 	if (s->close_code)
 		return;
@@ -134,24 +135,25 @@ void ws_enqueue(struct ws_sess *s, struct hub_msg *m)
 		lws_callback_on_writable(s->wsi);
 }
 
-static void ws_send_text(struct ws_sess *s, char *buf, size_t len)
+/* A frame for this session only (control frames). */
+static void ws_send_frame(struct ws_sess *s, const char *text, size_t len)
 {
-	struct hub_msg *m = buf ? hub_msg_new(buf + LWS_PRE, len) : NULL;
+	struct hub_msg *m = hub_msg_new(text, len);
 
-	free(buf);
-	if (!m)
-		return;
-	ws_enqueue(s, m);
-	if (!m->refs)
-		free(m);
+	if (m) {
+		ws_enqueue(s, m);
+		hub_msg_unref(m);
+	}
 }
 
 static void ws_send_error(struct ws_sess *s, const char *err)
 {
 	size_t len = 0;
-	char *buf = env_error_frame(err, LWS_PRE, &len);
+	char *buf = env_error_frame(err, 0, &len); /* copied into a hub_msg: no spare bytes */
 
-	ws_send_text(s, buf, len);
+	if (buf)
+		ws_send_frame(s, buf, len);
+	free(buf);
 }
 
 /* Channels asked for by the URL: /ws/NAME, or /ws?chan=A&chan=B (default pubsub).
@@ -301,13 +303,7 @@ static void ws_send_gap(struct ws_sess *s, const struct ws_sub *sub,
 			 "\"available\":{\"first\":%llu,\"last\":%llu,\"epoch\":\"%s\"}}",
 			 hub_chan_name(sub->hub.chan), (unsigned long long)sub->seq, sub->epoch,
 			 (unsigned long long)h->first, (unsigned long long)h->last, h->epoch);
-	struct hub_msg *m = hub_msg_new(frame, (size_t)n);
-
-	if (m) {
-		ws_enqueue(s, m);
-		if (!m->refs)
-			free(m);
-	}
+	ws_send_frame(s, frame, (size_t)n);
 }
 
 static void ws_on_history(void *arg, const char *err, const struct broker_history *h)
@@ -360,8 +356,7 @@ static void ws_on_history(void *arg, const char *err, const struct broker_histor
 			break;
 		env_pos_of(h->envs[i], h->lens[i], &m->seq, m->epoch);
 		ws_sub_send(sub, m);
-		if (!m->refs)
-			free(m);
+		hub_msg_unref(m);
 	}
 	if (h->n == WS_REPLAY_PAGE) {
 		ws_sub_read(s, idx, sub->seq, WS_REPLAY_PAGE);
