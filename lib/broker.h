@@ -32,15 +32,22 @@ struct broker_events {
 	void (*ready)(void *ud, const char *chan, int ready);
 };
 
-/* Where a message was put. */
+/* Where a message was put, and when (its envelope's ts). duplicate: the publish carried
+ * an idempotency key already used for the same message within the key window, so
+ * nothing was published and this is the original's position. */
 struct broker_pos {
 	uint64_t seq;
 	char epoch[ENV_EPOCH_MAX + 1];
+	int64_t ts;
+	int duplicate;
 };
 
 /* Runs exactly once per publish: err is NULL and pos set when the broker took (and, with
- * history on, stored) the message, else err is a reason for the user. It may run before
- * broker_publish returns. */
+ * history on, stored) the message, or answers a duplicate. Else err is a reason for the
+ * user, and pos says which kind of refusal it is: NULL when the message was not taken
+ * (the broker is unavailable; a retry may succeed), or the original's position when the
+ * idempotency key was already used for a different message (a retry never succeeds).
+ * It may run before broker_publish returns. */
 typedef void broker_done_fn(void *arg, const char *err, const struct broker_pos *pos);
 
 /* A channel's stored messages after a position, oldest first. first is the oldest seq
@@ -58,10 +65,14 @@ struct broker_history {
 typedef void broker_history_fn(void *arg, const char *err, const struct broker_history *h);
 
 /* History kept per channel: the newest `count` messages (0: none), none older than
- * `ttl_s` seconds (0: no age limit). */
+ * `ttl_s` seconds (0: no age limit). Idempotency keys are remembered for key_window_s
+ * seconds. replicas (Redis only): a publish is acknowledged once that many replicas
+ * have it (WAIT), 0 for as soon as the master has it. */
 struct broker_config {
 	size_t history;
 	unsigned history_ttl_s;
+	unsigned key_window_s;
+	unsigned replicas;
 };
 
 struct broker_ops {

@@ -24,14 +24,74 @@ struct mem_chan {
 	uint64_t seq;           /* last assigned */
 	struct mem_entry *ring; /* history: count entries from head, in a ring of cap */
 	size_t head, count, cap;
+	struct strmap keys;     /* idempotency key -> struct mem_key */
+};
+
+/* An idempotency key and what it published. Keys live for one window, so they expire
+ * in the order they came: one FIFO for the whole broker. */
+struct mem_key {
+	struct mem_key *next;
+	struct mem_chan *chan;
+	uint64_t seq, hash;
+	int64_t ts, expires;
+	char name[];
 };
 
 struct mem_broker {
 	struct broker base;
 	struct broker_config cfg;
 	struct strmap chans; /* name -> struct mem_chan */
+	struct mem_key *keys, **keys_tail;
 	char epoch[ENV_EPOCH_MAX + 1];
 };
+
+static uint64_t mem_hash(const char *s, size_t len) /* FNV-1a */
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Forget the keys whose window has passed, so every key left in a map is live. */
+static void mem_keys_expire(struct mem_broker *mb, int64_t now_ms)
+{
+	struct mem_key *k;
+
+	while ((k = mb->keys) && k->expires <= now_ms) {
+		strmap_del(&k->chan->keys, k->name);
+		mb->keys = k->next;
+		free(k);
+	}
+	if (!mb->keys)
+		mb->keys_tail = &mb->keys;
+}
+
+/* Remember pub's key for the message just put at seq. Out of memory only loses the
+ * protection against a repeat, never the message. */
+static void mem_key_add(struct mem_broker *mb, struct mem_chan *c, const struct env_pub *pub,
+			uint64_t seq, int64_t ts)
+{
+	size_t n = strlen(pub->key) + 1;
+	struct mem_key *k = malloc(sizeof *k + n);
+
+	if (!k)
+		return;
+	memcpy(k->name, pub->key, n);
+	k->next = NULL;
+	k->chan = c;
+	k->seq = seq;
+	k->hash = mem_hash(pub->msg, pub->msg_len);
+	k->ts = ts;
+	k->expires = ts + (int64_t)mb->cfg.key_window_s * 1000;
+	if (strmap_put(&c->keys, k->name, k)) {
+		free(k);
+		return;
+	}
+	*mb->keys_tail = k;
+	mb->keys_tail = &k->next;
+}
 
 static struct mem_chan *mem_chan_get(struct mem_broker *mb, const char *name)
 {
@@ -94,16 +154,32 @@ static void mem_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 {
 	struct mem_broker *mb = (struct mem_broker *)b;
 	struct mem_chan *c = mem_chan_get(mb, pub->chan);
-	struct broker_pos pos;
+	struct broker_pos pos = { .ts = ts };
+	struct mem_key *k;
 	size_t len;
 	char *env;
 
+	strcpy(pos.epoch, mb->epoch);
+	if (c && pub->key[0] && mb->cfg.key_window_s) {
+		mem_keys_expire(mb, env_now_ms());
+		if ((k = strmap_get(&c->keys, pub->key))) {
+			pos.seq = k->seq;
+			pos.ts = k->ts;
+			pos.duplicate = 1;
+			if (k->hash == mem_hash(pub->msg, pub->msg_len))
+				done(arg, NULL, &pos);
+			else
+				done(arg, "this idempotency key was already used for a different message", &pos);
+			return;
+		}
+	}
 	if (!c || !(env = env_build(pub, c->seq + 1, mb->epoch, ts, 0, &len))) {
 		done(arg, "out of memory", NULL);
 		return;
 	}
 	pos.seq = ++c->seq;
-	strcpy(pos.epoch, mb->epoch);
+	if (pub->key[0] && mb->cfg.key_window_s)
+		mem_key_add(mb, c, pub, pos.seq, ts);
 	int stored = mb->cfg.history && !mem_ring_room(mb, c);
 
 	if (stored) {
@@ -188,9 +264,14 @@ static void mem_free(struct broker *b)
 		for (size_t k = 0; k < c->count; k++)
 			free(c->ring[(c->head + k) % c->cap].env);
 		free(c->ring);
+		strmap_free(&c->keys);
 		free(c);
 	}
 	strmap_free(&mb->chans);
+	for (struct mem_key *k = mb->keys, *next; k; k = next) {
+		next = k->next;
+		free(k);
+	}
 	free(mb);
 }
 
@@ -215,6 +296,7 @@ struct broker *broker_memory_new(const struct broker_config *cfg,
 	mb->base.ev = ev;
 	mb->base.ud = ud;
 	mb->cfg = *cfg;
+	mb->keys_tail = &mb->keys;
 	strcpy(mb->base.name, "memory");
 	/* Distinct per process start: microseconds and pid, in hex. */
 	clock_gettime(CLOCK_REALTIME, &now);

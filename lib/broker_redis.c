@@ -36,6 +36,7 @@
 #define SUB_LINGER_MS 2000
 #define TICK_MS 1000
 #define DEAD_MS 3000 /* no reply for this long to a PING or a publish: the connection is dead */
+#define WAIT_TIMEOUT_MS "1000" /* --redis-wait: how long a publish waits for its replicas */
 
 enum rchan_state { RCHAN_NONE, RCHAN_SUBSCRIBED, RCHAN_UNSUBSCRIBING };
 
@@ -74,10 +75,17 @@ struct rbroker {
 	char status[400], last_why[400];
 };
 
+/* One publish in flight. With --redis-wait its WAIT follows the script in the pipeline,
+ * so two replies come: the script's (kept in pos/err) and WAIT's. */
 struct pubreq {
 	broker_done_fn *done;
 	void *arg;
 	struct rconn *conn;
+	unsigned replies;        /* still to come */
+	const char *err;         /* set by the script's reply */
+	int conflict;            /* err is a key conflict: pos is the original's */
+	char errbuf[160];
+	struct broker_pos pos;
 };
 
 static void rconn_connect(struct rconn *c);
@@ -338,14 +346,25 @@ static void rconn_connect(struct rconn *c)
 	uv_timer_start(&c->timer, rconn_on_timer, CONNECT_TIMEOUT_MS, 0);
 }
 
-/* One publish, atomically: assign the next seq (a new epoch first if the channel's
- * meta key is gone, which means its history is gone too), build the envelope, append it
- * to the history stream (IDs are "SEQ-0", so a resume is one XRANGE), drop entries past
- * the age limit from its head, refresh the keys' TTL (the numbering is kept for 30 days
- * after a channel's last message, the history for --history-ttl), and PUBLISH the same
- * bytes.
- * KEYS: meta hash, history stream. ARGV: chan, ts, msg, history count, ttl ms. */
+/* One publish, atomically: if it carries an idempotency key already used, answer the
+ * original's position (flag 1, or 2 when the message differs) and publish nothing.
+ * Else assign the next seq (a new epoch first if the channel's meta key is gone, which
+ * means its history is gone too), build the envelope, append it to the history stream
+ * (IDs are "SEQ-0", so a resume is one XRANGE), drop entries past the age limit from its
+ * head, refresh the keys' TTL (the numbering is kept for 30 days after a channel's last
+ * message, the history for --history-ttl), remember the key, and PUBLISH the same bytes.
+ * KEYS: meta hash, history stream[, key]. ARGV: chan, ts, msg, history count, ttl ms,
+ * key window ms. Returns {seq, epoch, ts, flag}. */
 static const char publish_lua[] =
+	"local h\n"
+	"if KEYS[3] then\n"
+	"  h = redis.sha1hex(ARGV[3])\n"
+	"  local k = redis.call('GET', KEYS[3])\n"
+	"  if k then\n"
+	"    local s, e, t, kh = string.match(k, '^(%d+) (%S+) (%d+) (%x+)$')\n"
+	"    if s then return {tonumber(s), e, tonumber(t), kh == h and 1 or 2} end\n"
+	"  end\n"
+	"end\n"
 	"local e = redis.call('HGET', KEYS[1], 'epoch')\n"
 	"if not e then\n"
 	"  local t = redis.call('TIME')\n"
@@ -369,8 +388,11 @@ static const char publish_lua[] =
 	"  end\n"
 	"end\n"
 	"redis.call('PEXPIRE', KEYS[1], 2592000000)\n"
+	"if h then\n"
+	"  redis.call('SET', KEYS[3], s .. ' ' .. e .. ' ' .. ARGV[2] .. ' ' .. h, 'PX', ARGV[6])\n"
+	"end\n"
 	"redis.call('PUBLISH', ARGV[1], env)\n"
-	"return {s, e}\n";
+	"return {s, e, tonumber(ARGV[2]), 0}\n";
 
 /* Stored messages after a seq. KEYS: meta, stream. ARGV: since, limit, cutoff ms (0:
  * none). Returns {epoch, last seq, first stored seq, envelopes...}. */
@@ -400,45 +422,96 @@ static void rb_keys(const char *chan, char meta[CHAN_MAX + 16], char log[CHAN_MA
 	snprintf(log, CHAN_MAX + 16, "chatd:{%s}:h", chan);
 }
 
+/* The last reply of a publish is in: answer it once. */
+static void pubreq_finish(struct pubreq *req)
+{
+	if (req->err)
+		req->done(req->arg, req->err, req->conflict ? &req->pos : NULL);
+	else
+		req->done(req->arg, NULL, &req->pos);
+	free(req);
+}
+
+static void pubreq_fail(struct pubreq *req, const char *err)
+{
+	if (!req->err)
+		req->err = err;
+}
+
 static void on_published(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r, **el;
+	struct pubreq *req = priv;
+
+	if (reply && req->conn->ac == ac)
+		rconn_heard(req->conn);
+	el = reply ? reply->element : NULL;
+	if (!reply)
+		pubreq_fail(req, "not confirmed: lost the connection to redis before it answered; the message may still be delivered");
+	else if (reply->type == REDIS_REPLY_ERROR) {
+		snprintf(req->errbuf, sizeof req->errbuf, "%s", reply->str);
+		pubreq_fail(req, req->errbuf);
+	} else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+		   el[0]->type != REDIS_REPLY_INTEGER || el[1]->type != REDIS_REPLY_STRING ||
+		   el[2]->type != REDIS_REPLY_INTEGER || el[3]->type != REDIS_REPLY_INTEGER)
+		pubreq_fail(req, "unexpected answer from redis to the publish script");
+	else {
+		req->pos.seq = (uint64_t)el[0]->integer;
+		snprintf(req->pos.epoch, sizeof req->pos.epoch, "%s", el[1]->str);
+		req->pos.ts = el[2]->integer;
+		req->pos.duplicate = el[3]->integer != 0;
+		if (el[3]->integer == 2) {
+			req->conflict = 1;
+			pubreq_fail(req, "this idempotency key was already used for a different message");
+		}
+	}
+	if (--req->replies == 0)
+		pubreq_finish(req);
+}
+
+/* WAIT's answer: how many replicas have everything this connection wrote so far. */
+static void on_waited(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
 	struct pubreq *req = priv;
-	struct broker_pos pos;
+	struct rbroker *rb = req->conn->rb;
 
 	if (reply && req->conn->ac == ac)
 		rconn_heard(req->conn);
 	if (!reply)
-		req->done(req->arg, "not confirmed: lost the connection to redis before it answered; the message may still be delivered", NULL);
-	else if (reply->type == REDIS_REPLY_ERROR)
-		req->done(req->arg, reply->str, NULL);
-	else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-		 reply->element[0]->type != REDIS_REPLY_INTEGER ||
-		 reply->element[1]->type != REDIS_REPLY_STRING)
-		req->done(req->arg, "unexpected answer from redis to the publish script", NULL);
-	else {
-		pos.seq = (uint64_t)reply->element[0]->integer;
-		snprintf(pos.epoch, sizeof pos.epoch, "%s", reply->element[1]->str);
-		req->done(req->arg, NULL, &pos);
+		pubreq_fail(req, "not confirmed: lost the connection to redis before the replicas answered; the message may still be delivered");
+	else if (reply->type != REDIS_REPLY_INTEGER) {
+		snprintf(req->errbuf, sizeof req->errbuf, "WAIT failed: %s",
+			 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected answer");
+		pubreq_fail(req, req->errbuf);
+	} else if (reply->integer < (long long)rb->cfg.replicas && !req->err) {
+		snprintf(req->errbuf, sizeof req->errbuf,
+			 "not confirmed: stored on the redis master but only %lld of %u replicas confirmed it in time; the message may still be delivered",
+			 reply->integer, rb->cfg.replicas);
+		req->err = req->errbuf;
+		req->conflict = 0;
 	}
-	free(req);
+	if (--req->replies == 0)
+		pubreq_finish(req);
 }
 
 static void rb_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 		       broker_done_fn *done, void *arg)
 {
 	struct rbroker *rb = (struct rbroker *)b;
-	char meta[CHAN_MAX + 16], log[CHAN_MAX + 16], tsbuf[24], nbuf[24], ttlbuf[24];
-	const char *argv[10];
-	size_t lens[10];
+	char meta[CHAN_MAX + 16], log[CHAN_MAX + 16], key[CHAN_MAX + ENV_KEY_MAX + 16];
+	char tsbuf[24], nbuf[24], ttlbuf[24], winbuf[24], nrep[16];
+	const char *argv[12];
+	size_t lens[12];
 	struct pubreq *req;
+	int keyed = pub->key[0] && rb->cfg.key_window_s, argc = 0;
 	const char *why = b->ops->status(b);
 
 	if (!rb->cmd.up) {
 		done(arg, why, NULL);
 		return;
 	}
-	req = malloc(sizeof *req);
+	req = calloc(1, sizeof *req);
 	if (!req) {
 		done(arg, "out of memory", NULL);
 		return;
@@ -447,17 +520,40 @@ static void rb_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 	req->arg = arg;
 	req->conn = &rb->cmd;
 	rb_keys(pub->chan, meta, log);
+	snprintf(key, sizeof key, "chatd:{%s}:k:%s", pub->chan, pub->key);
 	snprintf(tsbuf, sizeof tsbuf, "%lld", (long long)ts);
 	snprintf(nbuf, sizeof nbuf, "%zu", rb->cfg.history);
 	snprintf(ttlbuf, sizeof ttlbuf, "%llu", (unsigned long long)rb->cfg.history_ttl_s * 1000);
-	argv[0] = "EVAL", argv[1] = publish_lua, argv[2] = "2", argv[3] = meta, argv[4] = log;
-	argv[5] = pub->chan, argv[6] = tsbuf, argv[7] = pub->msg, argv[8] = nbuf, argv[9] = ttlbuf;
-	for (int i = 0; i < 10; i++)
-		lens[i] = i == 7 ? pub->msg_len : strlen(argv[i]);
-	if (redisAsyncCommandArgv(rb->cmd.ac, on_published, req, 10, argv, lens) == REDIS_OK)
+	snprintf(winbuf, sizeof winbuf, "%llu", (unsigned long long)rb->cfg.key_window_s * 1000);
+	argv[argc++] = "EVAL";
+	argv[argc++] = publish_lua;
+	argv[argc++] = keyed ? "3" : "2";
+	argv[argc++] = meta;
+	argv[argc++] = log;
+	if (keyed)
+		argv[argc++] = key;
+	argv[argc++] = pub->chan;
+	argv[argc++] = tsbuf;
+	argv[argc++] = pub->msg;
+	argv[argc++] = nbuf;
+	argv[argc++] = ttlbuf;
+	argv[argc++] = winbuf;
+	for (int i = 0; i < argc; i++)
+		lens[i] = argv[i] == pub->msg ? pub->msg_len : strlen(argv[i]);
+	req->replies = rb->cfg.replicas ? 2 : 1;
+	if (redisAsyncCommandArgv(rb->cmd.ac, on_published, req, argc, argv, lens) != REDIS_OK) {
+		free(req);
+		done(arg, "redis connection is closing", NULL);
 		return;
-	free(req);
-	done(arg, "redis connection is closing", NULL);
+	}
+	if (!rb->cfg.replicas)
+		return;
+	/* Pipelined behind the script: Redis runs it once the script is done. */
+	snprintf(nrep, sizeof nrep, "%u", rb->cfg.replicas);
+	if (redisAsyncCommand(rb->cmd.ac, on_waited, req, "WAIT %s %s", nrep, WAIT_TIMEOUT_MS) != REDIS_OK) {
+		pubreq_fail(req, "not confirmed: redis connection closed before WAIT; the message may still be delivered");
+		req->replies--; /* the script's reply (or its NULL on disconnect) still comes */
+	}
 }
 
 struct histreq {

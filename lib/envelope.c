@@ -39,6 +39,29 @@ static int set_chan(struct env_pub *out, const char *chan, size_t len, char *err
 	return 0;
 }
 
+const char *env_key_check(const char *k, size_t len)
+{
+	if (len == 0 || len > ENV_KEY_MAX)
+		return "an idempotency key has 1 to 100 characters";
+	for (size_t i = 0; i < len; i++)
+		if (k[i] < 0x21 || k[i] > 0x7e)
+			return "an idempotency key has only visible ASCII characters (no spaces)";
+	return NULL;
+}
+
+int env_pub_set_key(struct env_pub *p, const char *k, size_t len, char *err, size_t errlen)
+{
+	const char *why = env_key_check(k, len);
+
+	if (why)
+		return err_set(err, errlen, "%s", why);
+	if (p->key[0] && (strlen(p->key) != len || memcmp(p->key, k, len)))
+		return err_set(err, errlen, "the Idempotency-Key header and the \"key\" member differ; give one key");
+	memcpy(p->key, k, len);
+	p->key[len] = '\0';
+	return 0;
+}
+
 int env_pub_text(const char *chan, size_t chan_len, const char *text, size_t len,
 		 struct env_pub *out, char *err, size_t errlen)
 {
@@ -92,8 +115,8 @@ char *env_pub_body(const struct env_pub *p, size_t *len)
 int env_pub_parse(const char *body, size_t len, const char *default_chan, struct env_pub *out,
 		  char *err, size_t errlen)
 {
-	const char *why = NULL, *key, *val, *chan = NULL, *msg = NULL;
-	size_t bad_at = 0, pos = 0, klen, vlen, chan_len = 0, msg_len = 0;
+	const char *why = NULL, *key, *val, *chan = NULL, *msg = NULL, *ikey = NULL;
+	size_t bad_at = 0, pos = 0, klen, vlen, chan_len = 0, msg_len = 0, ikey_len = 0;
 	char *min;
 	long n;
 	int rc = -1;
@@ -112,6 +135,8 @@ int env_pub_parse(const char *body, size_t len, const char *default_chan, struct
 				chan = val, chan_len = vlen;
 			else if (!msg && klen == 3 && !memcmp(key, "msg", 3))
 				msg = val, msg_len = vlen;
+			else if (!ikey && klen == 3 && !memcmp(key, "key", 3))
+				ikey = val, ikey_len = vlen;
 		}
 	}
 	if (default_chan && !msg) {
@@ -150,6 +175,23 @@ int env_pub_parse(const char *body, size_t len, const char *default_chan, struct
 	if (!msg) {
 		err_set(err, errlen, "missing \"msg\": give the message to publish, any JSON value");
 		goto out;
+	}
+	if (ikey) {
+		char k[ENV_KEY_MAX + 2];
+		long kl = ikey[0] == '"' ? json_unescape_short(ikey + 1, ikey_len - 2, k, sizeof k) : -1;
+		if (ikey[0] != '"') {
+			err_set(err, errlen, "\"key\" must be a string");
+			goto out;
+		}
+		for (size_t i = 1; i + 1 < ikey_len; i++) /* json_unescape_short maps these to '?' */
+			if ((unsigned char)ikey[i] >= 0x80 || (ikey[i] == '\\' && ikey[++i] == 'u'))
+				kl = -2;
+		if (kl == -2) {
+			err_set(err, errlen, "an idempotency key has only visible ASCII characters (no spaces)");
+			goto out;
+		}
+		if (env_pub_set_key(out, k, kl < 0 ? sizeof k : (size_t)kl, err, errlen))
+			goto out;
 	}
 	out->msg = malloc(msg_len + 1);
 	if (!out->msg) {

@@ -1,6 +1,7 @@
 /* envelope.h: the JSON that crosses the wire.
  *
  * Publish request (HTTP body or WebSocket text frame):  {"chan":"NAME","msg":VALUE}
+ *   optionally with "key":"K", an idempotency key
  * Envelope (what every subscriber receives):
  *   {"chan":"NAME","seq":N,"epoch":"E","ts":MS,"msg":VALUE}
  * Control frame (server to one client):                 {"type":"error","error":"..."}
@@ -17,14 +18,25 @@
 
 struct cJSON;
 
-/* A decoded publish request. msg is the compact JSON text of the value. */
+#define ENV_KEY_MAX 100 /* characters of an idempotency key: visible ASCII, 0x21..0x7e */
+
+/* A decoded publish request. msg is the compact JSON text of the value; key is the
+ * publisher's idempotency key, "" when none was given. */
 struct env_pub {
 	char chan[CHAN_MAX + 1];
 	char *msg;
 	size_t msg_len;
+	char key[ENV_KEY_MAX + 1];
 };
 
-/* Decode a publish request. With default_chan NULL (HTTP) "chan" is required; with a
+/* NULL when k[0..len) is a valid idempotency key, else why not. */
+const char *env_key_check(const char *k, size_t len);
+
+/* Give p the key k[0..len) (from an Idempotency-Key header). A key already taken from the
+ * body must be the same. Returns 0, or -1 with a reason in err. */
+int env_pub_set_key(struct env_pub *p, const char *k, size_t len, char *err, size_t errlen);
+
+/* Decode a publish request (its "key" too). With default_chan NULL (HTTP) "chan" is required; with a
  * default (WebSocket), a JSON object with a "msg" member is a request whose "chan" may be
  * left out, and any other text is published as a string to default_chan.
  * Returns 0, or -1 with a user-facing reason in err. */

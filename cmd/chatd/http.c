@@ -133,19 +133,23 @@ static void http_on_published(void *arg, const char *err, const struct broker_po
 
 	if (!wsi)
 		return;
-	if (err) {
+	if (err && !pos) {
 		char msg[300];
 		snprintf(msg, sizeof msg, "message not acknowledged, try again: %s", err);
 		r->retry_after = 1;
 		http_error(wsi, r, 503, msg);
 	} else {
 		cJSON *o = cJSON_CreateObject();
-		cJSON_AddBoolToObject(o, "ok", 1);
+		cJSON_AddBoolToObject(o, "ok", !err);
+		if (err)
+			cJSON_AddStringToObject(o, "error", err);
 		cJSON_AddStringToObject(o, "chan", r->chan);
 		cJSON_AddNumberToObject(o, "seq", (double)pos->seq);
 		cJSON_AddStringToObject(o, "epoch", pos->epoch);
-		cJSON_AddNumberToObject(o, "ts", (double)r->ts); /* the envelope's ts */
-		http_answer_json(wsi, r, 200, o);
+		cJSON_AddNumberToObject(o, "ts", (double)pos->ts); /* the envelope's ts */
+		if (pos->duplicate && !err)
+			cJSON_AddBoolToObject(o, "duplicate", 1);
+		http_answer_json(wsi, r, err ? 422 : 200, o);
 	}
 }
 
@@ -155,7 +159,7 @@ static void http_publish(struct lws *wsi, struct http_req *r)
 	struct env_pub pub;
 	const char *down;
 	char err[300];
-	int rc;
+	int rc, klen;
 
 	r->body_done = 1;
 	if (r->kind == BODY_RAW)
@@ -163,6 +167,15 @@ static void http_publish(struct lws *wsi, struct http_req *r)
 				  err, sizeof err);
 	else
 		rc = env_pub_parse(r->body ? r->body : "", r->body_len, NULL, &pub, err, sizeof err);
+	if (!rc && (klen = lws_hdr_custom_length(wsi, "idempotency-key:", 16)) >= 0) {
+		char key[ENV_KEY_MAX + 2] = "";
+		if (klen > ENV_KEY_MAX ||
+		    lws_hdr_custom_copy(wsi, key, sizeof key, "idempotency-key:", 16) < 0)
+			klen = ENV_KEY_MAX + 1; /* too long: env_pub_set_key says so */
+		rc = env_pub_set_key(&pub, key, (size_t)klen, err, sizeof err);
+		if (rc)
+			env_pub_free(&pub);
+	}
 	if (rc) {
 		http_error(wsi, r, 400, err);
 		return;

@@ -24,7 +24,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: chatd [-l ADDR:PORT] [-r URL] [--max-message SIZE] [--history N]\n"
-		"             [--history-ttl SECONDS] [-v|-q]\n"
+		"             [--history-ttl SECONDS] [--idempotency-window SECONDS]\n"
+		"             [--redis-wait N] [-v|-q]\n"
 		"\n"
 		"Relay JSON messages from HTTP POSTs and WebSocket clients to WebSocket subscribers.\n"
 		"\n"
@@ -35,6 +36,10 @@ static void usage(FILE *f)
 		"      --max-message SIZE    largest POST body or WebSocket message (default 64K)\n"
 		"      --history N           messages kept per channel for /history (default 1000; 0: none)\n"
 		"      --history-ttl SECONDS and for at most this long (default 86400; 0: no age limit)\n"
+		"      --idempotency-window SECONDS\n"
+		"                            how long a publish's idempotency key is remembered\n"
+		"                            (default 86400; 0: keys are ignored)\n"
+		"      --redis-wait N        acknowledge a publish only once N Redis replicas have it\n"
 		"  -v, --verbose             log connections and requests too\n"
 		"  -q, --quiet               log errors only\n"
 		"  -h, --help                show this help\n"
@@ -194,6 +199,8 @@ int main(int argc, char **argv)
 		{ "max-message", required_argument, NULL, 'M' },
 		{ "history", required_argument, NULL, 'H' },
 		{ "history-ttl", required_argument, NULL, 'T' },
+		{ "idempotency-window", required_argument, NULL, 'K' },
+		{ "redis-wait", required_argument, NULL, 'W' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -209,7 +216,7 @@ int main(int argc, char **argv)
 	};
 	struct chatd_config cfg = {
 		.max_message = 64 * 1024,
-		.store = { .history = 1000, .history_ttl_s = 86400 },
+		.store = { .history = 1000, .history_ttl_s = 86400, .key_window_s = 86400 },
 	};
 	long n;
 	const char *listen = cli_env("CHATD_LISTEN", "127.0.0.1:3000");
@@ -246,6 +253,20 @@ int main(int argc, char **argv)
 			}
 			cfg.store.history_ttl_s = (unsigned)n;
 			break;
+		case 'K':
+			if (cli_parse_count(optarg, 100L * 365 * 86400, &n)) {
+				fprintf(stderr, "chatd: --idempotency-window: want seconds (0 to ignore keys)\n");
+				return EX_USAGE;
+			}
+			cfg.store.key_window_s = (unsigned)n;
+			break;
+		case 'W':
+			if (cli_parse_count(optarg, 64, &n)) {
+				fprintf(stderr, "chatd: --redis-wait: want a number of replicas from 0 to 64\n");
+				return EX_USAGE;
+			}
+			cfg.store.replicas = (unsigned)n;
+			break;
 		case 'v': verbosity = LOGL_DEBUG; break;
 		case 'q': verbosity = LOGL_ERROR; break;
 		case 'h': usage(stdout); return 0;
@@ -267,6 +288,10 @@ int main(int argc, char **argv)
 			return EX_USAGE;
 		}
 		cfg.use_redis = 1;
+	}
+	if (cfg.store.replicas && !cfg.use_redis) {
+		fprintf(stderr, "chatd: --redis-wait needs a Redis broker (-r URL)\n");
+		return EX_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if (check_bindable(&cfg))

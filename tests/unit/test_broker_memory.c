@@ -179,7 +179,7 @@ static void sleep_ms(long ms)
 
 static void test_publish(void)
 {
-	struct broker_config cfg = { 0, 0 };
+	struct broker_config cfg = { .history = 0, .history_ttl_s = 0 };
 	struct recorder r;
 	struct done_result d;
 	struct env_msg m;
@@ -236,7 +236,7 @@ static void test_seq_per_channel(void)
 	} steps[] = {
 		{ "a", 1 }, { "a", 2 }, { "b", 1 }, { "a", 3 }, { "b", 2 }, { "c", 1 }, { "a", 4 }, { "c", 2 },
 	};
-	struct broker_config cfg = { 3, 0 };
+	struct broker_config cfg = { .history = 3, .history_ttl_s = 0 };
 	char epoch[ENV_EPOCH_MAX + 1] = "";
 	struct recorder r;
 	struct broker *b;
@@ -271,7 +271,7 @@ static void test_seq_per_channel(void)
 
 static void test_epoch_per_instance(void)
 {
-	struct broker_config cfg = { 2, 0 };
+	struct broker_config cfg = { .history = 2, .history_ttl_s = 0 };
 	struct recorder r1, r2;
 	struct broker *b1, *b2;
 	struct done_result d1, d2, d;
@@ -343,7 +343,7 @@ static void check_window(struct broker *b, const struct recorder *r, const char 
 
 static void test_history_ring(void)
 {
-	struct broker_config cfg = { RING, 0 };
+	struct broker_config cfg = { .history = RING };
 	char msg[32], want[256];
 	struct recorder r;
 	struct hist_result h;
@@ -436,7 +436,7 @@ static void on_done_then_history(void *arg, const char *err, const struct broker
 
 static void test_history_in_done(void)
 {
-	struct broker_config cfg = { 5, 0 };
+	struct broker_config cfg = { .history = 5, .history_ttl_s = 0 };
 	struct recorder r;
 	struct reentry re;
 	struct env_pub p;
@@ -461,7 +461,7 @@ static void test_history_in_done(void)
 
 static void test_history_off(void)
 {
-	struct broker_config cfg = { 0, 0 };
+	struct broker_config cfg = { .history = 0, .history_ttl_s = 0 };
 	struct recorder r;
 	struct hist_result h;
 	struct done_result d;
@@ -491,7 +491,7 @@ static void test_history_off(void)
 
 static void test_history_unknown(void)
 {
-	struct broker_config cfg = { 5, 0 };
+	struct broker_config cfg = { .history = 5, .history_ttl_s = 0 };
 	struct recorder r;
 	struct hist_result h;
 	struct broker *b;
@@ -522,7 +522,7 @@ static void test_history_unknown(void)
 
 static void test_history_ttl(void)
 {
-	struct broker_config cfg = { 10, 5 };
+	struct broker_config cfg = { .history = 10, .history_ttl_s = 5 };
 	struct recorder r;
 	struct hist_result h;
 	struct done_result d;
@@ -598,6 +598,63 @@ static void test_ready(void)
 	broker_free(b);
 }
 
+/* ---- idempotency keys ---- */
+
+static void publish_key(struct broker *b, struct recorder *r, const char *chan, const char *msg,
+			const char *key, struct done_result *d)
+{
+	struct env_pub p;
+
+	memset(&p, 0, sizeof p);
+	snprintf(p.chan, sizeof p.chan, "%s", chan);
+	snprintf(p.key, sizeof p.key, "%s", key);
+	p.msg = (char *)msg;
+	p.msg_len = strlen(msg);
+	memset(d, 0, sizeof *d);
+	d->r = r;
+	broker_publish(b, &p, env_now_ms(), on_done, d);
+}
+
+static void test_keys(void)
+{
+	struct broker_config cfg = { .history = 4, .key_window_s = 60 };
+	struct recorder r;
+	struct done_result d, first;
+	struct broker *b;
+
+	memset(&r, 0, sizeof r);
+	b = broker_memory_new(&cfg, &events, &r);
+	if (!tap_ok(b != NULL, "keys: broker created"))
+		return;
+	publish_key(b, &r, "k", "1", "a", &first);
+	tap_ok(first.err == NULL && first.pos.seq == 1 && !first.pos.duplicate,
+	       "keys: a new key publishes at the next seq");
+	publish_key(b, &r, "k", "1", "a", &d);
+	tap_ok(d.err == NULL && d.has_pos && d.pos.duplicate && d.pos.seq == 1 &&
+		       d.pos.ts == first.pos.ts && !strcmp(d.pos.epoch, first.pos.epoch),
+	       "keys: a repeat is answered with the original position and ts, marked duplicate");
+	tap_long_eq(r.messages, 1, "keys: a repeat is not delivered again");
+	publish_key(b, &r, "k", "2", "a", &d);
+	tap_ok(d.err && strstr(d.err, "different message") && d.has_pos && d.pos.seq == 1,
+	       "keys: the same key for another message is refused with the original position");
+	tap_long_eq(r.messages, 1, "keys: the refused message is not delivered");
+	publish_key(b, &r, "other", "1", "a", &d);
+	tap_ok(d.err == NULL && !d.pos.duplicate && r.messages == 2, "keys: keys are per channel");
+	publish_key(b, &r, "k", "1", "", &d);
+	tap_ok(d.err == NULL && !d.pos.duplicate && d.pos.seq == 2, "keys: no key, no check");
+	broker_free(b);
+	recorder_clear(&r);
+
+	cfg.key_window_s = 0;
+	b = broker_memory_new(&cfg, &events, &r);
+	publish_key(b, &r, "k", "1", "a", &d);
+	publish_key(b, &r, "k", "1", "a", &d);
+	tap_ok(d.err == NULL && !d.pos.duplicate && d.pos.seq == 2 && r.messages == 2,
+	       "keys: a window of 0 ignores keys");
+	broker_free(b);
+	recorder_clear(&r);
+}
+
 int main(void)
 {
 	test_publish();
@@ -609,5 +666,6 @@ int main(void)
 	test_history_unknown();
 	test_history_ttl();
 	test_ready();
+	test_keys();
 	return tap_done();
 }

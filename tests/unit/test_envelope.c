@@ -732,6 +732,53 @@ static void test_now(void)
 	       "env_now_ms is wall-clock milliseconds since the epoch");
 }
 
+/* ---- idempotency keys ---- */
+
+static void key_case(const char *body, const char *want_key, const char *want_err, const char *what)
+{
+	struct env_pub p;
+	char err[256] = "";
+	int rc = env_pub_parse(body, strlen(body), NULL, &p, err, sizeof err);
+
+	if (want_key) {
+		if (!tap_ok(rc == 0 && !strcmp(p.key, want_key), "key: %s", what))
+			tap_diag_str("err", err);
+		env_pub_free(&p);
+	} else if (!tap_ok(rc == -1 && strstr(err, want_err), "key: %s", what))
+		tap_diag_str("err", err);
+}
+
+static void test_keys(void)
+{
+	struct env_pub p;
+	char err[256] = "", k101[102];
+
+	key_case("{\"chan\":\"c\",\"msg\":1}", "", NULL, "no key member: an empty key");
+	key_case("{\"chan\":\"c\",\"msg\":1,\"key\":\"a-1.B_~!\"}", "a-1.B_~!", NULL,
+		 "visible ASCII is taken");
+	key_case("{\"key\":\"q\\\"x\",\"chan\":\"c\",\"msg\":1}", "q\"x", NULL,
+		 "escapes are decoded, in any member order");
+	key_case("{\"chan\":\"c\",\"msg\":1,\"key\":\"\"}", NULL, "1 to 100 characters", "empty refused");
+	key_case("{\"chan\":\"c\",\"msg\":1,\"key\":\"a b\"}", NULL, "visible ASCII", "space refused");
+	key_case("{\"chan\":\"c\",\"msg\":1,\"key\":\"a\\u0000\"}", NULL, "visible ASCII",
+		 "\\u escape refused");
+	key_case("{\"chan\":\"c\",\"msg\":1,\"key\":\"\xc3\xa9\"}", NULL, "visible ASCII",
+		 "UTF-8 refused");
+	key_case("{\"chan\":\"c\",\"msg\":1,\"key\":null}", NULL, "\"key\" must be a string",
+		 "non-string refused");
+	memset(k101, 'k', 101);
+	k101[101] = '\0';
+	tap_ok(env_key_check(k101, 100) == NULL, "key: 100 characters are fine");
+	tap_ok(env_key_check(k101, 101) != NULL, "key: 101 are too many");
+	tap_ok(env_pub_text("c", 1, "x", 1, &p, err, sizeof err) == 0 &&
+		       env_pub_set_key(&p, "h1", 2, err, sizeof err) == 0 && !strcmp(p.key, "h1"),
+	       "key: a header key is set on a text publish");
+	tap_ok(env_pub_set_key(&p, "h1", 2, err, sizeof err) == 0, "key: the same key twice is fine");
+	tap_ok(env_pub_set_key(&p, "h2", 2, err, sizeof err) == -1 && strstr(err, "differ"),
+	       "key: a second, different key is refused");
+	env_pub_free(&p);
+}
+
 int main(void)
 {
 	test_origin_body();
@@ -748,5 +795,6 @@ int main(void)
 	test_error_frame();
 	test_msg_parse();
 	test_now();
+	test_keys();
 	return tap_done();
 }
