@@ -46,7 +46,7 @@ stop_and_time() {
 		wait "${SUB_PIDS[$i]}"
 		[ "$(cat "${SUB_OUTS[$i]}")" = "CLOSE 1001 server shutting down" ]
 	done
-	grep -q 'INFO chatd: Terminated: closing 5 websockets and exiting' "$CHATD_LOG"
+	grep -q 'INFO chatd: Terminated: closing 5 subscriber connections and exiting' "$CHATD_LOG"
 	grep -q 'INFO chatd: stopped' "$CHATD_LOG"
 }
 

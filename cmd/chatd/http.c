@@ -2,6 +2,7 @@
  *
  *   GET  /          the chat page          POST /          {"chan":..,"msg":..}
  *   GET  /healthz   broker usable or not   POST /pub/NAME  raw body is the message
+ *   GET  /history/NAME  stored messages    GET  /events    Server-Sent Events (sse.c)
  *
  * Every answer is written in LWS_CALLBACK_HTTP_WRITEABLE from a response prepared in the
  * per-request struct. A publish in flight is a separate object (http_pub) whose wsi is
@@ -17,6 +18,7 @@
 #include "hub.h"
 #include "log.h"
 #include "server.h"
+#include "sess.h"
 #include "utf8.h"
 
 extern const unsigned char chatd_page[];
@@ -47,6 +49,7 @@ struct http_req {
 	const char *allow;
 	int retry_after;
 	int close_after;
+	struct ws_sess *sse; /* GET /events: this request is an event stream */
 };
 
 size_t http_req_size(void)
@@ -58,6 +61,8 @@ static void http_req_reset(struct http_req *r)
 {
 	if (r->wait)
 		r->wait->wsi = NULL; /* freed by its broker callback */
+	if (r->sse)
+		sse_free(r->sse);
 	free(r->body);
 	free(r->resp);
 	memset(r, 0, sizeof *r);
@@ -278,7 +283,8 @@ static void http_health(struct lws *wsi, struct http_req *r)
 	cJSON_AddStringToObject(o, "broker", srv->broker ? srv->broker->name : "none");
 	if (down)
 		cJSON_AddStringToObject(o, "error", down);
-	cJSON_AddNumberToObject(o, "websockets", srv->nsessions);
+	cJSON_AddNumberToObject(o, "websockets", srv->nsessions - srv->nsse);
+	cJSON_AddNumberToObject(o, "sse", srv->nsse);
 	cJSON_AddNumberToObject(o, "channels", (double)srv->chans.len);
 	if (down)
 		r->retry_after = 1;
@@ -376,6 +382,11 @@ static int http_on_request(struct lws *wsi, struct http_req *r, const char *path
 			strcpy(r->chan, path + 5);
 			http_expect_body(wsi, r);
 		}
+	} else if (!strcmp(path, "/events") || !strncmp(path, "/events/", 8)) {
+		if (method != LWSHUMETH_GET || r->head)
+			http_method_not_allowed(wsi, r, "GET", path);
+		else if (!(r->sse = sse_open(wsi, &ulen, msg, sizeof msg)))
+			http_error(wsi, r, ulen, msg);
 	} else if (!strcmp(path, "/ws") || !strncmp(path, "/ws/", 4)) {
 		http_error(wsi, r, 426, "this is the WebSocket endpoint: connect with a WebSocket client");
 	} else {
@@ -433,6 +444,8 @@ static int http_write_answer(struct lws *wsi, struct http_req *r)
 
 static int http_on_writable(struct lws *wsi, struct http_req *r)
 {
+	if (r->sse)
+		return sse_writable(r->sse, wsi);
 	if (!r->status)
 		return 0;
 	if (http_write_answer(wsi, r))
@@ -467,6 +480,8 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return http_on_writable(wsi, r);
+	case LWS_CALLBACK_TIMER:
+		return r && r->sse ? sse_timer(r->sse, wsi) : 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (r)

@@ -185,7 +185,7 @@ static void on_signal(uv_signal_t *h, int signum)
 		return;
 	}
 	srv->draining = 1;
-	log_info("chatd", "%s: closing %u websockets and exiting", strsignal(signum), srv->nsessions);
+	log_info("chatd", "%s: closing %u subscriber connections and exiting", strsignal(signum), srv->nsessions);
 	ws_close_all(srv);
 	srv->stop_deadline = uv_now(srv->loop) + SHUTDOWN_GRACE_MS;
 	uv_timer_start(&srv->stop_timer, on_stop_timer, 0, 50);

@@ -34,7 +34,8 @@ struct server {
 	struct broker *broker;
 	struct strmap chans;       /* name -> struct hub_chan: channels with local subscribers */
 	struct ws_sess *sessions;  /* every open WebSocket, for shutdown */
-	unsigned nsessions;
+	unsigned nsessions;        /* WebSockets and SSE streams */
+	unsigned nsse;             /* of which SSE streams */
 	int draining;
 	uv_signal_t sig[2];
 	uv_timer_t stop_timer;

@@ -14,62 +14,20 @@
 #include "hub.h"
 #include "log.h"
 #include "server.h"
+#include "sess.h"
 #include "utf8.h"
 
 #define WRITES_PER_CALLBACK 64
 #define WS_MAX_INFLIGHT 64 /* publishes awaiting the broker, per connection */
 #define WS_QUEUE_BYTES (8u << 20) /* queued bytes per subscriber (or 2 x --max-message) */
-
-/* Outlives its session while publishes are in flight, so a late broker answer never
- * touches freed memory. */
-struct ws_link {
-	struct ws_sess *sess; /* NULL once the session closed */
-	unsigned pending;     /* publishes awaiting the broker */
-	unsigned reads;       /* history reads awaiting the broker */
-};
-
 #define WS_REPLAY_PAGE 500
-
-/* One subscription, with its position: live messages at or below the last seq it got
- * (in the same epoch) are duplicates and dropped. While it replays history, live
- * messages wait in `held` and go out after the replay, so the switch loses nothing and
- * repeats nothing. */
-enum ws_sub_mode { WS_LIVE, WS_WAITING, WS_REPLAYING };
-
-struct ws_sub {
-	struct hub_sub hub; /* first: hub.c hands us &hub */
-	enum ws_sub_mode mode;
-	uint64_t seq;                   /* last delivered (0: none yet) */
-	char epoch[ENV_EPOCH_MAX + 1];  /* of that message, or asked for */
-	long last_n;                    /* last=N asked: replay the newest N */
-	int check_gap;                  /* the next history page decides whether to notify */
-	struct hub_msg **held;
-	unsigned nheld, capheld;
-};
-
-struct ws_sess {
-	struct lws *wsi;
-	struct server *srv;
-	struct ws_sess *prev, *next;
-	struct ws_sub *subs;
-	unsigned nsubs;
-	struct hub_msg **q; /* ring */
-	unsigned qcap, qhead, qlen;
-	size_t qbytes;
-	char *rx;
-	size_t rx_len, rx_cap;
-	struct ws_link *link;
-	int close_code, close_sent;
-	char close_reason[124]; /* RFC 6455: at most 123 bytes */
-	char peer[48];
-};
 
 size_t ws_sess_size(void)
 {
 	return sizeof(struct ws_sess);
 }
 
-static void ws_close_later(struct ws_sess *s, int code, const char *reason)
+void sess_close_later(struct ws_sess *s, int code, const char *reason)
 {
 	if (s->close_code)
 		return;
@@ -101,7 +59,7 @@ static void ws_too_slow(struct ws_sess *s)
 	log_warn("ws", "subscriber too slow, disconnecting peer=%s queued=%u bytes=%zu", s->peer,
 		 s->qlen, s->qbytes);
 	ws_drop_queue(s); /* the close goes out next, not after everything unread */
-	ws_close_later(s, 1013 /* try again later */, "subscriber too slow: send queue full");
+	sess_close_later(s, 1013 /* try again later */, "subscriber too slow: send queue full");
 }
 
 /* Take a reference to m and arrange for it to be written. */
@@ -156,11 +114,12 @@ static void ws_send_error(struct ws_sess *s, const char *err)
 	free(buf);
 }
 
-/* Channels asked for by the URL: /ws/NAME, or /ws?chan=A&chan=B (default pubsub).
+/* Channels asked for by the URL: PREFIX/NAME, or PREFIX?chan=A&chan=B (default pubsub).
  * Fills names (deduplicated) and returns their count, or -1 with a reason in err. */
-static int ws_url_channels(struct lws *wsi, char names[][CHAN_MAX + 1], int max, char *err,
-			   size_t errlen)
+static int ws_url_channels(struct lws *wsi, const char *prefix, char names[][CHAN_MAX + 1],
+			   int max, char *err, size_t errlen)
 {
+	size_t pl = strlen(prefix);
 	int n = 0, ulen, alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
 	char uri[512], shown[80], *frag = malloc((size_t)alen + 1);
 
@@ -169,16 +128,16 @@ static int ws_url_channels(struct lws *wsi, char names[][CHAN_MAX + 1], int max,
 		free(frag);
 		return -1;
 	}
-	if (!strncmp(uri, "/ws/", 4) && uri[4]) {
-		const char *why = chan_check(uri + 4, strlen(uri + 4));
+	if (!strncmp(uri, prefix, pl) && uri[pl] == '/' && uri[pl + 1]) {
+		const char *why = chan_check(uri + pl + 1, strlen(uri + pl + 1));
 		if (why) {
 			snprintf(err, errlen, "invalid channel name in path: %s", why);
 			goto fail;
 		}
-		strcpy(names[n++], uri + 4);
-	} else if (strcmp(uri, "/ws") && strcmp(uri, "/ws/")) {
-		snprintf(err, errlen, "no WebSocket endpoint at %s; use /ws?chan=NAME or /ws/NAME",
-			 utf8_printable(shown, sizeof shown, uri, (size_t)ulen));
+		strcpy(names[n++], uri + pl + 1);
+	} else if (strncmp(uri, prefix, pl) || (uri[pl] && strcmp(uri + pl, "/"))) {
+		snprintf(err, errlen, "no WebSocket endpoint at %s; use %s?chan=NAME or %s/NAME",
+			 utf8_printable(shown, sizeof shown, uri, (size_t)ulen), prefix, prefix);
 		goto fail;
 	}
 	/* The buffer holds all the arguments, so -1 only means "no argument at this index";
@@ -383,20 +342,52 @@ void ws_sub_ready(struct hub_sub *hs)
 		    sub->last_n ? 1 : WS_REPLAY_PAGE);
 }
 
-/* Resume positions from the URL: since=NAME:SEQ[:EPOCH] (repeatable) and last=N. */
+/* One position, CHAN:SEQ[:EPOCH], for one of the n subscribed channels. A channel that
+ * is not subscribed is an error, or skipped (returns 0) when lenient. */
+static int ws_parse_position(struct ws_sess *s, char names[][CHAN_MAX + 1], int n, char *pos,
+			     int lenient, char *err, size_t errlen)
+{
+	char *seq = strchr(pos, ':'), *epoch, *end;
+	int k;
+
+	for (k = 0; seq && k < n && (strlen(names[k]) != (size_t)(seq - pos) ||
+				    strncmp(names[k], pos, (size_t)(seq - pos))); k++)
+		;
+	if (seq && k == n && lenient)
+		return 0;
+	if (!seq || k == n) {
+		snprintf(err, errlen, "since must be CHAN:SEQ[:EPOCH] for a subscribed channel");
+		return -1;
+	}
+	epoch = strchr(seq + 1, ':');
+	if (epoch)
+		*epoch++ = '\0';
+	s->subs[k].seq = strtoull(seq + 1, &end, 10);
+	if (*end || end == seq + 1 || (epoch && (strlen(epoch) > ENV_EPOCH_MAX ||
+						  strspn(epoch, "0123456789abcdefghijklmnopqrstuvwxyz") != strlen(epoch)))) {
+		snprintf(err, errlen, "since must be CHAN:SEQ[:EPOCH] with a number and an epoch of 0-9 a-z");
+		return -1;
+	}
+	snprintf(s->subs[k].epoch, sizeof s->subs[k].epoch, "%s", epoch ? epoch : "");
+	s->subs[k].mode = WS_WAITING;
+	s->subs[k].check_gap = 1;
+	s->subs[k].last_n = 0;
+	return 0;
+}
+
+/* Resume positions from the request: since=NAME:SEQ[:EPOCH] (repeatable), last=N, and
+ * for SSE the Last-Event-ID header, a comma-separated list of positions (the id chatd
+ * gave its last event), which wins over since= for the channels it names. */
 static int ws_url_positions(struct lws *wsi, struct ws_sess *s, char names[][CHAN_MAX + 1],
 			    int n, char *err, size_t errlen)
 {
 	int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS), len;
-	char *frag = malloc((size_t)alen + 1);
+	char *frag = malloc((size_t)alen + 1), *id = NULL;
 	long last = 0;
 
 	if (!frag)
 		return -1;
 	for (int i = 0; (len = lws_hdr_copy_fragment(wsi, frag, alen + 1, WSI_TOKEN_HTTP_URI_ARGS, i)) >= 0; i++) {
-		char *name = frag + 6, *seq, *epoch, *end;
-		int k;
-
 		if (!strncmp(frag, "last=", 5)) {
 			if (cli_parse_count(frag + 5, 1000, &last) || last < 1) {
 				snprintf(err, errlen, "last must be a count from 1 to 1000");
@@ -404,47 +395,43 @@ static int ws_url_positions(struct lws *wsi, struct ws_sess *s, char names[][CHA
 			}
 			continue;
 		}
-		if (strncmp(frag, "since=", 6))
-			continue;
-		seq = strchr(name, ':');
-		for (k = 0; seq && k < n && (strlen(names[k]) != (size_t)(seq - name) ||
-					    strncmp(names[k], name, (size_t)(seq - name))); k++)
-			;
-		if (!seq || k == n) {
-			snprintf(err, errlen, "since must be CHAN:SEQ[:EPOCH] for a subscribed channel");
+		if (!strncmp(frag, "since=", 6) && ws_parse_position(s, names, n, frag + 6, 0, err, errlen))
 			goto fail;
-		}
-		epoch = strchr(seq + 1, ':');
-		if (epoch)
-			*epoch++ = '\0';
-		s->subs[k].seq = strtoull(seq + 1, &end, 10);
-		if (*end || end == seq + 1 || (epoch && (strlen(epoch) > ENV_EPOCH_MAX ||
-							  strspn(epoch, "0123456789abcdefghijklmnopqrstuvwxyz") != strlen(epoch)))) {
-			snprintf(err, errlen, "since must be CHAN:SEQ[:EPOCH] with a number and an epoch of 0-9 a-z");
-			goto fail;
-		}
-		snprintf(s->subs[k].epoch, sizeof s->subs[k].epoch, "%s", epoch ? epoch : "");
-		s->subs[k].mode = WS_WAITING;
-		s->subs[k].check_gap = 1;
 	}
 	for (int k = 0; last && k < n; k++)
 		if (s->subs[k].mode == WS_LIVE) {
 			s->subs[k].mode = WS_WAITING;
 			s->subs[k].last_n = last;
 		}
+	len = s->kind == SESS_SSE ? lws_hdr_custom_length(wsi, "last-event-id:", 14) : -1;
+	if (len > 0) {
+		char *save = NULL;
+		if (!(id = malloc((size_t)len + 1)) ||
+		    lws_hdr_custom_copy(wsi, id, len + 1, "last-event-id:", 14) < 0)
+			goto fail;
+		for (char *p = strtok_r(id, ", ", &save); p; p = strtok_r(NULL, ", ", &save))
+			if (ws_parse_position(s, names, n, p, 1, err, errlen)) {
+				snprintf(err, errlen, "Last-Event-ID must be CHAN:SEQ:EPOCH[,CHAN:SEQ:EPOCH...] as chatd sent it");
+				goto fail;
+			}
+	}
+	free(id);
 	free(frag);
 	return 0;
 fail:
+	free(id);
 	free(frag);
 	return -1;
 }
 
-static int ws_on_established(struct ws_sess *s, struct lws *wsi)
+int sess_open(struct ws_sess *s, struct lws *wsi, enum sess_kind kind, const char *prefix,
+	      char *err, size_t errlen)
 {
-	char names[CHAN_MAX_PER_CONN][CHAN_MAX + 1], err[200];
+	char names[CHAN_MAX_PER_CONN][CHAN_MAX + 1];
 	struct server *srv = server_of(wsi);
 	int n;
 
+	s->kind = kind;
 	s->wsi = wsi;
 	s->srv = srv;
 	lws_get_peer_simple(wsi, s->peer, sizeof s->peer);
@@ -460,25 +447,20 @@ static int ws_on_established(struct ws_sess *s, struct lws *wsi)
 	srv->sessions = s;
 	srv->nsessions++;
 
-	n = ws_url_channels(wsi, names, CHAN_MAX_PER_CONN, err, sizeof err);
-	if (n < 0) {
-		log_debug("ws", "refused peer=%s: %s", s->peer, err);
-		ws_close_later(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, err);
-		return 0;
-	}
+	n = ws_url_channels(wsi, prefix, names, CHAN_MAX_PER_CONN, err, errlen);
+	if (n < 0)
+		goto refused;
 	if (srv->draining) {
-		ws_close_later(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
-		return 0;
+		snprintf(err, errlen, "server shutting down");
+		return 1;
 	}
 	s->subs = calloc((size_t)n, sizeof *s->subs);
 	if (!s->subs)
 		return -1;
-	if (ws_url_positions(wsi, s, names, n, err, sizeof err)) {
+	if (ws_url_positions(wsi, s, names, n, err, errlen)) {
 		free(s->subs);
 		s->subs = NULL;
-		log_debug("ws", "refused peer=%s: %s", s->peer, err);
-		ws_close_later(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, err);
-		return 0;
+		goto refused;
 	}
 	for (int i = 0; i < n; i++) {
 		if (hub_join(srv, names[i], &s->subs[i].hub, s))
@@ -489,12 +471,26 @@ static int ws_on_established(struct ws_sess *s, struct lws *wsi)
 		char list[CHAN_MAX_PER_CONN * (CHAN_MAX + 1)] = "";
 		for (int i = 0; i < n; i++)
 			strcat(strcat(list, i ? "," : ""), names[i]);
-		log_debug("ws", "open peer=%s chans=%s", s->peer, list);
+		log_debug(kind == SESS_SSE ? "sse" : "ws", "open peer=%s chans=%s", s->peer, list);
 	}
 	return 0;
+refused:
+	log_debug(kind == SESS_SSE ? "sse" : "ws", "refused peer=%s: %s", s->peer, err);
+	return 1;
 }
 
-static void ws_on_closed(struct ws_sess *s)
+static int ws_on_established(struct ws_sess *s, struct lws *wsi)
+{
+	char err[200];
+	int rc = sess_open(s, wsi, SESS_WS, "/ws", err, sizeof err);
+
+	if (rc > 0)
+		sess_close_later(s, server_of(wsi)->draining ? LWS_CLOSE_STATUS_GOINGAWAY
+							       : LWS_CLOSE_STATUS_POLICY_VIOLATION, err);
+	return rc < 0 ? -1 : 0;
+}
+
+void sess_close(struct ws_sess *s)
 {
 	struct server *srv = s->srv;
 
@@ -520,7 +516,7 @@ static void ws_on_closed(struct ws_sess *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	srv->nsessions--;
-	log_debug("ws", "closed peer=%s", s->peer);
+	log_debug(s->kind == SESS_SSE ? "sse" : "ws", "closed peer=%s", s->peer);
 	memset(s, 0, sizeof *s);
 }
 
@@ -552,7 +548,7 @@ static int ws_on_message(struct ws_sess *s, const char *text, size_t len)
 	int rc;
 
 	if (!utf8_valid(text, len)) {
-		ws_close_later(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "text frame is not valid UTF-8");
+		sess_close_later(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "text frame is not valid UTF-8");
 		return 0;
 	}
 	if (env_pub_parse(text, len, hub_chan_name(s->subs[0].hub.chan), &pub, err, sizeof err)) {
@@ -580,14 +576,14 @@ static int ws_on_receive(struct ws_sess *s, struct lws *wsi, const char *in, siz
 	if (s->close_code || !s->nsubs)
 		return 0; /* closing: ignore the rest */
 	if (lws_frame_is_binary(wsi)) {
-		ws_close_later(s, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+		sess_close_later(s, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
 			       "binary frames are not accepted; send text");
 		return 0;
 	}
 	if (s->rx_len + len > max) {
 		char why[100];
 		snprintf(why, sizeof why, "message larger than %zu bytes (--max-message)", max);
-		ws_close_later(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, why);
+		sess_close_later(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, why);
 		return 0;
 	}
 	if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi) && !s->rx_len)
@@ -635,16 +631,26 @@ static int ws_send_close(struct ws_sess *s, struct lws *wsi)
 	return 0;
 }
 
+struct hub_msg *sess_pop(struct ws_sess *s)
+{
+	struct hub_msg *m;
+
+	if (!s->qlen)
+		return NULL;
+	m = s->q[s->qhead];
+	s->qhead = (s->qhead + 1) % s->qcap;
+	s->qlen--;
+	s->qbytes -= m->len;
+	return m;
+}
+
 static int ws_on_writable(struct ws_sess *s, struct lws *wsi)
 {
 	int budget = WRITES_PER_CALLBACK;
 
 	while (s->qlen && budget-- && !lws_send_pipe_choked(wsi)) {
-		struct hub_msg *m = s->q[s->qhead];
+		struct hub_msg *m = sess_pop(s);
 
-		s->qhead = (s->qhead + 1) % s->qcap;
-		s->qlen--;
-		s->qbytes -= m->len;
 		if (lws_write(wsi, hub_msg_payload(m), m->len, LWS_WRITE_TEXT) < (int)m->len) {
 			hub_msg_unref(m);
 			return -1;
@@ -664,7 +670,7 @@ void ws_close_all(struct server *srv)
 {
 	for (struct ws_sess *s = srv->sessions; s; s = s->next) {
 		ws_drop_queue(s); /* the client is told to go away now, not in a while */
-		ws_close_later(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+		sess_close_later(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 	}
 }
 
@@ -685,7 +691,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		 * one and would echo a second, which browsers treat as an error (1006). */
 		return s->close_sent ? -1 : 0;
 	case LWS_CALLBACK_CLOSED:
-		ws_on_closed(s);
+		sess_close(s);
 		return 0;
 	default:
 		return 0;
