@@ -2,8 +2,9 @@
  *
  * Each argument, or else each line of standard input, is one message. A line is posted as
  * soon as it is read, over one keep-alive connection, so chat-post can sit at the end of
- * `tail -f`. A message that fails is reported and skipped; the exit status tells the worst
- * that happened. */
+ * `tail -f`. With --retry, a message the server could not take is sent again, under the
+ * same idempotency key, so a retry never publishes it twice. A message that still fails is
+ * reported and skipped; the exit status tells the worst that happened. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
@@ -15,22 +16,30 @@
 #include "cli.h"
 #include "envelope.h"
 #include "poster.h"
+#include "retry.h"
 #include "url.h"
 
 static const char *chan;
 static int json_mode, verbose;
+static long retries;          /* --retry */
+static const char *fixed_key; /* --key */
+static struct retry keys;     /* for fresh keys and jitter, when retries > 0 */
 static int status; /* 0, or the most serious failure so far (see raise_status) */
 
 static void usage(FILE *f, int code)
 {
-	fputs("usage: chat-post [-jv] [-u URL] [-c CHAN] [MSG ...]\n", f);
+	fputs("usage: chat-post [-jv] [-u URL] [-c CHAN] [--retry N] [--key KEY] [MSG ...]\n", f);
 	if (f == stdout)
 		fputs("Publish each MSG, or else each line of standard input, to a chatd channel.\n"
 		      "\n"
 		      "  -u, --url URL     server (default: $CHAT_URL, else " CHAT_URL_DEFAULT ")\n"
 		      "  -c, --chan CHAN   channel (default: $CHAT_CHAN, else " CHAN_DEFAULT ")\n"
 		      "  -j, --json        send each message as the JSON value it spells\n"
-		      "  -v, --verbose     print the server's answer to each message\n"
+		      "  -v, --verbose     print the server's answer to each message, and each retry\n"
+		      "      --retry N     send a message the server could not take up to N more\n"
+		      "                    times (0 to 1000, default 0); never stored twice\n"
+		      "      --key KEY     the idempotency key of the one MSG (default: a fresh one\n"
+		      "                    per message, with --retry)\n"
 		      "  -h, --help        show this help and exit\n"
 		      "      --version     show the version and exit\n",
 		      f);
@@ -44,13 +53,54 @@ static void raise_status(int code)
 		status = code;
 }
 
+/* "413 reason", or the reason alone when the server did not answer. */
+static const char *describe(const struct post_reply *r, char *buf, size_t len)
+{
+	if (!r->status)
+		return r->reason;
+	snprintf(buf, len, "%ld %s", r->status, r->reason);
+	return buf;
+}
+
+/* Send body until it is accepted, refused for good, or the retries are spent. Every
+ * attempt carries the same key: that is what makes a retry of a message the server did
+ * store (but whose answer was lost) harmless. Returns the outcome of the last attempt,
+ * and in *attempts how many were made. */
+static enum post_outcome send_with_retries(struct poster *p, const char *what, long n,
+					   const char *body, size_t blen,
+					   struct post_reply *reply, long *attempts)
+{
+	char key[RETRY_KEY_MAX + 1], buf[600];
+	const char *k = fixed_key;
+	enum post_outcome o;
+	long delay;
+
+	if (!k && retries > 0) {
+		retry_key_next(&keys, key);
+		k = key;
+	}
+	for (*attempts = 1;; ++*attempts) {
+		o = poster_send(p, body, blen, k, reply);
+		if (o == POST_ACCEPTED || !reply->retryable || *attempts > retries)
+			return o;
+		delay = retry_delay_ms(&keys, *attempts, reply->retry_after_ms);
+		if (verbose)
+			fprintf(stderr, "chat-post: %s %ld: attempt %ld of %ld: %s; retrying in %.1f s\n",
+				what, n, *attempts, retries + 1, describe(reply, buf, sizeof buf),
+				delay / 1000.0);
+		retry_sleep_ms(delay);
+	}
+}
+
 /* Publish one message; `what` and `n` ("line", 3) say where it came from in errors. */
 static void publish(struct poster *p, const char *what, long n, const char *text, size_t len)
 {
 	struct post_reply reply;
 	struct env_pub pub;
-	char err[512], *body;
+	char err[512], buf[600], tries[64] = "", *body;
+	enum post_outcome outcome;
 	size_t blen;
+	long attempts;
 
 	if ((json_mode ? env_pub_value : env_pub_text)(chan, strlen(chan), text, len, &pub, err,
 						       sizeof err)) {
@@ -66,27 +116,22 @@ static void publish(struct poster *p, const char *what, long n, const char *text
 		return;
 	}
 	env_pub_free(&pub);
-	switch (poster_send(p, body, blen, &reply)) {
-	case POST_ACCEPTED:
+	outcome = send_with_retries(p, what, n, body, blen, &reply, &attempts);
+	free(body);
+	if (outcome == POST_ACCEPTED) {
 		if (verbose) {
 			puts(reply.answer);
 			fflush(stdout);
 		}
-		break;
-	case POST_REJECTED:
-		fprintf(stderr, "chat-post: %s %ld: %ld %s\n", what, n, reply.status, reply.reason);
-		raise_status(EX_DATAERR);
-		break;
-	case POST_UNAVAILABLE:
-		if (reply.status)
-			fprintf(stderr, "chat-post: %s %ld: %ld %s\n", what, n, reply.status,
-				reply.reason);
-		else
-			fprintf(stderr, "chat-post: %s %ld: %s\n", what, n, reply.reason);
-		raise_status(EX_UNAVAILABLE);
-		break;
+		return;
 	}
-	free(body);
+	if (attempts > 1 && reply.retryable)
+		snprintf(tries, sizeof tries, "; gave up after %ld attempts", attempts);
+	else if (attempts > 1)
+		snprintf(tries, sizeof tries, "; not retried (attempt %ld)", attempts);
+	fprintf(stderr, "chat-post: %s %ld: %s%s\n", what, n, describe(&reply, buf, sizeof buf),
+		tries);
+	raise_status(outcome == POST_REJECTED ? EX_DATAERR : EX_UNAVAILABLE);
 }
 
 /* Each line is a message, posted before the next is read. A line ends at "\n" or "\r\n";
@@ -123,6 +168,8 @@ int main(int argc, char *argv[])
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "retry", required_argument, NULL, 'R' },
+		{ "key", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *url_text = cli_env("CHAT_URL", CHAT_URL_DEFAULT), *why;
@@ -140,8 +187,28 @@ int main(int argc, char *argv[])
 		case 'v': verbose = 1; break;
 		case 'h': usage(stdout, 0); break;
 		case 'V': puts("chat-post (chatd) " CHAT_VERSION); return 0;
+		case 'R':
+			if (cli_parse_count(optarg, RETRY_MAX, &retries)) {
+				fprintf(stderr, "chat-post: --retry wants a number from 0 to %d, not \"%s\"\n",
+					RETRY_MAX, optarg);
+				return EX_USAGE;
+			}
+			break;
+		case 'K':
+			if ((why = retry_key_check(optarg))) {
+				fprintf(stderr, "chat-post: invalid --key \"%s\": %s\n", optarg, why);
+				return EX_USAGE;
+			}
+			fixed_key = optarg;
+			break;
 		default: usage(stderr, EX_USAGE);
 		}
+	}
+	/* One key is one message: a second message under it would be taken for a retry of the
+	 * first and refused (422), or worse, not published at all. */
+	if (fixed_key && argc - optind != 1) {
+		fprintf(stderr, "chat-post: --key names one message: give exactly one MSG argument\n");
+		return EX_USAGE;
 	}
 	if (url_parse(url_text, &url, err, sizeof err)) {
 		fprintf(stderr, "chat-post: %s\n", err);
@@ -154,6 +221,11 @@ int main(int argc, char *argv[])
 	if ((why = chan_check(chan, strlen(chan)))) {
 		fprintf(stderr, "chat-post: invalid channel name \"%s\": %s\n", chan, why);
 		return EX_USAGE;
+	}
+
+	if (retries > 0 && retry_init(&keys, err, sizeof err)) {
+		fprintf(stderr, "chat-post: %s\n", err);
+		return EX_SOFTWARE;
 	}
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);

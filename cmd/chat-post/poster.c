@@ -9,12 +9,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
+#include "retry.h"
 
 struct poster {
 	CURL *curl;
 	struct curl_slist *headers;
+	/* The Idempotency-Key header: a list node of our own, linked after the last of
+	 * `headers` only while a keyed message is sent, so no allocation per message. */
+	struct curl_slist key_header;
+	char key_line[sizeof "Idempotency-Key: " + RETRY_KEY_MAX];
 	char *url;
 	char *buf; /* response body */
 	size_t len, cap;
@@ -64,6 +70,7 @@ struct poster *poster_new(const char *base, char *err, size_t errlen)
 	}
 	memcpy(p->url, base, n);
 	memcpy(p->url + n, "/", 2);
+	p->key_header.data = p->key_line;
 	curl_easy_setopt(p->curl, CURLOPT_URL, p->url);
 	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, p->headers);
 	curl_easy_setopt(p->curl, CURLOPT_USERAGENT, "chat-post/" CHAT_VERSION);
@@ -92,9 +99,47 @@ static void answer_reason(const char *body, long status, char *out, size_t outle
 	cJSON_Delete(root);
 }
 
-enum post_outcome poster_send(struct poster *p, const char *body, size_t len,
+/* Failures of the connection, not of the request: the same request may pass later.
+ * Anything else will not: a bad certificate, a TLS handshake with a plain HTTP port, an
+ * unsupported scheme, out of memory. */
+static int transport_retryable(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST: /* DNS not ready yet, as when a container starts */
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Retry-After is delay-seconds or an HTTP date (RFC 9110 10.2.3); -1 when unusable. */
+static long retry_after_ms(const char *v)
+{
+	char *end;
+	long s;
+	time_t when;
+
+	if (*v >= '0' && *v <= '9') {
+		s = strtol(v, &end, 10);
+		return *end == '\0' && s >= 0 && s <= 86400 ? s * 1000 : -1;
+	}
+	when = curl_getdate(v, NULL);
+	if (when == -1)
+		return -1;
+	s = (long)(when - time(NULL));
+	return s <= 0 ? 0 : s > 86400 ? 86400000 : s * 1000;
+}
+
+enum post_outcome poster_send(struct poster *p, const char *body, size_t len, const char *key,
 			      struct post_reply *r)
 {
+	struct curl_slist *last = p->headers;
 	struct curl_header *h;
 	CURLcode rc;
 	size_t n;
@@ -103,15 +148,24 @@ enum post_outcome poster_send(struct poster *p, const char *body, size_t len,
 	p->buf[0] = '\0';
 	p->errbuf[0] = '\0';
 	memset(r, 0, sizeof *r);
+	r->retry_after_ms = -1;
+	while (last->next)
+		last = last->next;
+	if (key) {
+		snprintf(p->key_line, sizeof p->key_line, "Idempotency-Key: %s", key);
+		last->next = &p->key_header;
+	}
 	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	rc = curl_easy_perform(p->curl);
+	last->next = NULL;
 	while (p->len > 0 && (p->buf[p->len - 1] == '\n' || p->buf[p->len - 1] == '\r'))
 		p->buf[--p->len] = '\0';
 	r->answer = p->buf;
 	if (rc != CURLE_OK) {
 		snprintf(r->reason, sizeof r->reason, "cannot reach chatd at %s: %s", p->url,
 			 p->errbuf[0] ? p->errbuf : curl_easy_strerror(rc));
+		r->retryable = transport_retryable(rc);
 		return POST_UNAVAILABLE;
 	}
 	curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &r->status);
@@ -121,6 +175,13 @@ enum post_outcome poster_send(struct poster *p, const char *body, size_t len,
 	if (curl_easy_header(p->curl, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) {
 		n = strlen(r->reason);
 		snprintf(r->reason + n, sizeof r->reason - n, " (Retry-After: %s)", h->value);
+		r->retry_after_ms = retry_after_ms(h->value);
+	}
+	/* 408 and 429 say "not now", like a 503: the message itself is fine. */
+	if (r->status == 408 || r->status == 429 ||
+	    (r->status >= 500 && r->status != 501 && r->status != 505)) {
+		r->retryable = 1;
+		return POST_UNAVAILABLE;
 	}
 	return r->status >= 400 && r->status < 500 ? POST_REJECTED : POST_UNAVAILABLE;
 }
