@@ -13,9 +13,13 @@
  * re-sent when the UNSUBSCRIBE reply arrives).
  *
  * A Redis that stops answering without closing (a hung host, a partition) is found by a
- * PING each second (on the subscriber connection only while it subscribes to nothing,
- * see rb_on_tick): when nothing has come back for DEAD_MS, the connection is dropped,
- * which fails its pending publishes (503) and reconnects. */
+ * PING each second on the command connection, and by a heartbeat on the subscriber
+ * connection: it is always subscribed to this node's own heartbeat channel, and each
+ * second the command connection PUBLISHes a beat to it (see rb_on_tick). So the
+ * subscriber connection is proven end to end, through pub/sub itself, without a PING
+ * in subscribe mode (whose reply hiredis 0.14 cannot route). When nothing has come back
+ * for DEAD_MS, the connection is dropped, which fails its pending publishes (503) and
+ * reconnects. */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -70,6 +74,8 @@ struct rbroker {
 	struct strmap chans; /* name -> struct rchan */
 	uv_timer_t tick;
 	uint64_t rng; /* xorshift state for backoff jitter */
+	char hb_chan[48]; /* this node's heartbeat channel: a space keeps it apart from any chan */
+	int hb_subscribed;
 	int up, closing, open_handles;
 	char addr[120]; /* host:port or socket path, for messages */
 	char status[400], last_why[400];
@@ -153,6 +159,10 @@ static void on_sub_message(redisAsyncContext *ac, void *r, void *priv)
 	e = reply->element;
 	if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING)
 		return;
+	if (!strcmp(e[1]->str, rb->hb_chan)) { /* a beat (heard above), or its SUBSCRIBE */
+		rb->hb_subscribed |= !strcmp(e[0]->str, "subscribe");
+		return;
+	}
 	if (!strcmp(e[0]->str, "message") && e[2]->type == REDIS_REPLY_STRING) {
 		rb->base.ev->message(rb->base.ud, e[1]->str, e[2]->str, e[2]->len);
 		return;
@@ -185,6 +195,7 @@ static void sub_resubscribe(struct rbroker *rb)
 	char **gone = NULL;
 	size_t ngone = 0;
 
+	sub_send(rb, "SUBSCRIBE", rb->hb_chan);
 	for (size_t i = 0; (i = strmap_next(&rb->chans, i, &name, &v));) {
 		struct rchan *ch = v;
 		if (ch->wanted) {
@@ -259,7 +270,11 @@ static void rconn_lost(struct rconn *c)
 {
 	c->up = 0;
 	c->ping_pending = 0;
+	/* A beat in flight on a lost command connection never arrives: not the subscriber
+	 * connection's fault. */
+	c->rb->sub.ping_pending = 0;
 	if (c == &c->rb->sub) {
+		c->rb->hb_subscribed = 0;
 		const char *name;
 		void *v;
 		for (size_t i = 0; (i = strmap_next(&c->rb->chans, i, &name, &v));) {
@@ -686,7 +701,8 @@ static void on_pong(redisAsyncContext *ac, void *r, void *priv)
 }
 
 /* Every second: unsubscribe channels unwanted for long enough, and check both
- * connections are alive (a PING each, unless one is still unanswered). */
+ * connections are alive: a PING on the command connection, a beat through pub/sub for
+ * the subscriber connection (unless the last one is still on its way). */
 static void rb_on_tick(uv_timer_t *t)
 {
 	struct rbroker *rb = t->data;
@@ -699,24 +715,21 @@ static void rb_on_tick(uv_timer_t *t)
 		struct rconn *c = conns[i];
 		if (!c->up)
 			continue;
-		/* In subscribe mode hiredis 0.14 routes a PING's reply by guesswork: while a
-		 * SUBSCRIBE is answered, the PONG can be dropped and the connection would look
-		 * dead. There, TCP keepalive watches the socket; a hung Redis is still found
-		 * within seconds through the command connection. */
-		if (c == &rb->sub && rb->chans.len) {
-			c->ping_pending = 0;
-			continue;
-		}
 		if (c->ping_pending && now - c->ping_sent >= DEAD_MS && now - c->last_rx >= DEAD_MS) {
-			rconn_drop(c, "no answer from redis for 3 s");
+			rconn_drop(c, c == &rb->sub ? "no heartbeat through redis pub/sub for 3 s"
+						    : "no answer from redis for 3 s");
 			continue;
 		}
-		if (!c->ping_pending) {
-			redisAsyncCommand(c->ac, c == &rb->sub ? on_sub_message : on_pong,
-					  c == &rb->sub ? (void *)rb : (void *)c, "PING");
-			c->ping_pending = 1;
-			c->ping_sent = now;
-		}
+		if (c->ping_pending)
+			continue;
+		if (c == &rb->cmd)
+			redisAsyncCommand(c->ac, on_pong, c, "PING");
+		else if (rb->cmd.up && rb->hb_subscribed)
+			redisAsyncCommand(rb->cmd.ac, on_pong, &rb->cmd, "PUBLISH %s beat", rb->hb_chan);
+		else
+			continue; /* no way to check it now; TCP keepalive watches the socket */
+		c->ping_pending = 1;
+		c->ping_sent = now;
 	}
 	if (!rb->sub.up)
 		return;
@@ -817,6 +830,7 @@ struct broker *broker_redis_new(uv_loop_t *loop, const struct redis_url *url,
 	snprintf(rb->base.name, sizeof rb->base.name, "redis %s", rb->addr);
 	rb->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)rb;
 	rb->rng |= 1;
+	snprintf(rb->hb_chan, sizeof rb->hb_chan, "chatd heartbeat %016llx", (unsigned long long)rb->rng);
 	rconn_init(rb, &rb->cmd, "command");
 	rconn_init(rb, &rb->sub, "subscriber");
 	uv_timer_init(loop, &rb->tick);
