@@ -20,7 +20,7 @@ WERROR  ?= 1
 SAN     ?=
 
 TOOLS   := chatd chat-post chat-listen chat-bench
-PKGS    := libwebsockets hiredis libcjson libcurl libuv
+PKGS    := libwebsockets hiredis libcjson libcurl libuv libcrypto
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Winit-self \
            -Wno-unused-parameter
@@ -46,7 +46,7 @@ LIB_A    := $(BUILD)/libchat.a
 
 chatd_SRC       := $(wildcard cmd/chatd/*.c)
 chatd_OBJ       := $(chatd_SRC:%.c=$(BUILD)/%.o) $(BUILD)/page.o
-chatd_LIBS      := $(LIBS_libwebsockets) $(LIBS_hiredis) $(LIBS_libcjson) $(LIBS_libuv)
+chatd_LIBS      := $(LIBS_libwebsockets) $(LIBS_hiredis) $(LIBS_libcjson) $(LIBS_libuv) $(LIBS_libcrypto)
 chat-post_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/chat-post/*.c))
 chat-post_LIBS  := $(LIBS_libcurl) $(LIBS_libcjson)
 chat-listen_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/chat-listen/*.c))
@@ -93,7 +93,7 @@ $(BINS): $(BUILD)/%: $$($$*_OBJ) $(LIB_A)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_A) $(BUILD)/config.mk
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LIBS_libcjson) $(LIBS_hiredis) $(LIBS_libuv)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LIBS_libcjson) $(LIBS_hiredis) $(LIBS_libuv) $(LIBS_libcrypto)
 
 run: $(BUILD)/chatd
 	$(BUILD)/chatd --listen 127.0.0.1:3000

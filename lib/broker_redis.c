@@ -369,7 +369,8 @@ static void rconn_connect(struct rconn *c)
  * head, refresh the keys' TTL (the numbering is kept for 30 days after a channel's last
  * message, the history for --history-ttl), remember the key, and PUBLISH the same bytes.
  * KEYS: meta hash, history stream[, key]. ARGV: chan, ts, msg, history count, ttl ms,
- * key window ms. Returns {seq, epoch, ts, flag}. */
+ * key window ms, the sender member (,"sender":"NAME" or ""). Returns {seq, epoch, ts,
+ * flag}. */
 static const char publish_lua[] =
 	"local h\n"
 	"if KEYS[3] then\n"
@@ -389,7 +390,7 @@ static const char publish_lua[] =
 	"end\n"
 	"local s = redis.call('HINCRBY', KEYS[1], 'seq', 1)\n"
 	"local env = '{\"chan\":\"' .. ARGV[1] .. '\",\"seq\":' .. s .. ',\"epoch\":\"' .. e ..\n"
-	"  '\",\"ts\":' .. ARGV[2] .. ',\"msg\":' .. ARGV[3] .. '}'\n"
+	"  '\",\"ts\":' .. ARGV[2] .. ARGV[7] .. ',\"msg\":' .. ARGV[3] .. '}'\n"
 	"local n, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
 	"if n > 0 then\n"
 	"  redis.call('XADD', KEYS[2], 'MAXLEN', n, s .. '-0', 'e', env, 't', ARGV[2])\n"
@@ -516,8 +517,9 @@ static void rb_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 	struct rbroker *rb = (struct rbroker *)b;
 	char meta[CHAN_MAX + 16], log[CHAN_MAX + 16], key[CHAN_MAX + ENV_KEY_MAX + 16];
 	char tsbuf[24], nbuf[24], ttlbuf[24], winbuf[24], nrep[16];
-	const char *argv[12];
-	size_t lens[12];
+	char sender[6 * ENV_SENDER_MAX + 16];
+	const char *argv[13];
+	size_t lens[13];
 	struct pubreq *req;
 	int keyed = pub->key[0] && rb->cfg.key_window_s, argc = 0;
 	const char *why = b->ops->status(b);
@@ -553,6 +555,8 @@ static void rb_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 	argv[argc++] = nbuf;
 	argv[argc++] = ttlbuf;
 	argv[argc++] = winbuf;
+	env_sender_member(pub->sender, sender);
+	argv[argc++] = sender;
 	for (int i = 0; i < argc; i++)
 		lens[i] = argv[i] == pub->msg ? pub->msg_len : strlen(argv[i]);
 	req->replies = rb->cfg.replicas ? 2 : 1;

@@ -115,8 +115,8 @@ char *env_pub_body(const struct env_pub *p, size_t *len)
 int env_pub_parse(const char *body, size_t len, const char *default_chan, struct env_pub *out,
 		  char *err, size_t errlen)
 {
-	const char *why = NULL, *key, *val, *chan = NULL, *msg = NULL, *ikey = NULL;
-	size_t bad_at = 0, pos = 0, klen, vlen, chan_len = 0, msg_len = 0, ikey_len = 0;
+	const char *why = NULL, *key, *val, *chan = NULL, *msg = NULL, *ikey = NULL, *tok = NULL;
+	size_t bad_at = 0, pos = 0, klen, vlen, chan_len = 0, msg_len = 0, ikey_len = 0, tok_len = 0;
 	char *min;
 	long n;
 	int rc = -1;
@@ -137,6 +137,8 @@ int env_pub_parse(const char *body, size_t len, const char *default_chan, struct
 				msg = val, msg_len = vlen;
 			else if (!ikey && klen == 3 && !memcmp(key, "key", 3))
 				ikey = val, ikey_len = vlen;
+			else if (!tok && klen == 5 && !memcmp(key, "token", 5))
+				tok = val, tok_len = vlen;
 		}
 	}
 	if (default_chan && !msg) {
@@ -193,6 +195,16 @@ int env_pub_parse(const char *body, size_t len, const char *default_chan, struct
 		if (env_pub_set_key(out, k, kl < 0 ? sizeof k : (size_t)kl, err, errlen))
 			goto out;
 	}
+	if (tok) { /* tokens are base64url and dots: no escapes to decode */
+		if (tok[0] != '"' || memchr(tok + 1, '\\', tok_len - 2)) {
+			err_set(err, errlen, "\"token\" must be a string (a JWT or an API key)");
+			goto out;
+		}
+		if (!(out->token = strndup(tok + 1, tok_len - 2))) {
+			err_set(err, errlen, "out of memory");
+			goto out;
+		}
+	}
 	out->msg = malloc(msg_len + 1);
 	if (!out->msg) {
 		err_set(err, errlen, "out of memory");
@@ -203,6 +215,8 @@ int env_pub_parse(const char *body, size_t len, const char *default_chan, struct
 	out->msg_len = msg_len;
 	rc = 0;
 out:
+	if (rc)
+		env_pub_free(out);
 	free(min);
 	return rc;
 }
@@ -211,20 +225,38 @@ void env_pub_free(struct env_pub *p)
 {
 	free(p->msg);
 	p->msg = NULL;
+	free(p->token);
+	p->token = NULL;
+}
+
+size_t env_sender_member(const char *sender, char *out)
+{
+	size_t n;
+
+	if (!sender[0]) {
+		out[0] = '\0';
+		return 0;
+	}
+	memcpy(out, ",\"sender\":", 10);
+	n = 10 + json_quote(out + 10, sender, strnlen(sender, ENV_SENDER_MAX));
+	out[n] = '\0';
+	return n;
 }
 
 char *env_build(const struct env_pub *p, uint64_t seq, const char *epoch, int64_t ts_ms,
 		size_t pre, size_t *len)
 {
-	size_t cap = pre + strlen(p->chan) + strlen(epoch) + p->msg_len + 96;
+	char sender[6 * ENV_SENDER_MAX + 16];
+	size_t slen = env_sender_member(p->sender, sender);
+	size_t cap = pre + strlen(p->chan) + strlen(epoch) + slen + p->msg_len + 96;
 	char *buf = malloc(cap), *o;
 	int n;
 
 	if (!buf)
 		return NULL;
 	o = buf + pre;
-	n = snprintf(o, cap - pre, "{\"chan\":\"%s\",\"seq\":%llu,\"epoch\":\"%s\",\"ts\":%lld,\"msg\":",
-		     p->chan, (unsigned long long)seq, epoch, (long long)ts_ms);
+	n = snprintf(o, cap - pre, "{\"chan\":\"%s\",\"seq\":%llu,\"epoch\":\"%s\",\"ts\":%lld%s,\"msg\":",
+		     p->chan, (unsigned long long)seq, epoch, (long long)ts_ms, sender);
 	memcpy(o + n, p->msg, p->msg_len);
 	n += (int)p->msg_len;
 	o[n++] = '}';
@@ -289,6 +321,10 @@ int env_msg_parse(const char *frame, size_t len, struct env_msg *m)
 	m->seq = cJSON_IsNumber(seq) && seq->valuedouble >= 1 && seq->valuedouble <= 9007199254740991.0
 			 ? (uint64_t)seq->valuedouble : 0;
 	m->epoch = cJSON_IsString(epoch) ? epoch->valuestring : NULL;
+	{
+		const cJSON *snd = cJSON_GetObjectItemCaseSensitive(m->root, "sender");
+		m->sender = cJSON_IsString(snd) ? snd->valuestring : NULL;
+	}
 	t = cJSON_GetObjectItemCaseSensitive(m->root, "type");
 	c = cJSON_GetObjectItemCaseSensitive(m->root, "chan");
 	ts = cJSON_GetObjectItemCaseSensitive(m->root, "ts");

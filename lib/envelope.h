@@ -4,6 +4,7 @@
  *   optionally with "key":"K", an idempotency key
  * Envelope (what every subscriber receives):
  *   {"chan":"NAME","seq":N,"epoch":"E","ts":MS,"msg":VALUE}
+ *   with "sender":"USER" before "msg" when the publisher was authenticated
  * Control frame (server to one client):                 {"type":"error","error":"..."}
  *
  * An envelope is serialised once, at the publishing node, and its bytes are relayed
@@ -19,15 +20,25 @@
 struct cJSON;
 
 #define ENV_KEY_MAX 100 /* characters of an idempotency key: visible ASCII, 0x21..0x7e */
+#define ENV_SENDER_MAX 64 /* bytes of a sender's name */
 
 /* A decoded publish request. msg is the compact JSON text of the value; key is the
- * publisher's idempotency key, "" when none was given. */
+ * publisher's idempotency key, "" when none was given; token the credential given in
+ * the body ("token" member), NULL when none. sender is set by the server from the
+ * checked credential, never from the request. */
 struct env_pub {
 	char chan[CHAN_MAX + 1];
 	char *msg;
 	size_t msg_len;
 	char key[ENV_KEY_MAX + 1];
+	char *token;
+	char sender[ENV_SENDER_MAX + 1];
 };
+
+/* The envelope's "sender" member as it is spliced in before "msg": ,"sender":"NAME"
+ * (JSON-escaped), or "" when sender is empty. out needs 6 * ENV_SENDER_MAX + 16 bytes.
+ * Returns its length. */
+size_t env_sender_member(const char *sender, char *out);
 
 /* NULL when k[0..len) is a valid idempotency key, else why not. */
 const char *env_key_check(const char *k, size_t len);
@@ -75,6 +86,7 @@ struct env_msg {
 	const char *type;
 	const char *chan;
 	const char *epoch; /* NULL if absent */
+	const char *sender; /* NULL if absent */
 	uint64_t seq;      /* 0 if absent */
 	int64_t ts;
 	const struct cJSON *msg;

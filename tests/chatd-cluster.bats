@@ -48,8 +48,11 @@ sub_on() {
 }
 
 @test "a node subscribes in Redis only while it has local subscribers" {
-	run redis-cli -p "$REDIS_PORT" pubsub channels
+	# (each node always has its own heartbeat channel, 'chatd heartbeat ID')
+	run sh -c "redis-cli -p $REDIS_PORT pubsub channels | grep -v '^chatd heartbeat '"
 	[ -z "$output" ]
+	run redis-cli -p "$REDIS_PORT" pubsub channels 'chatd heartbeat *'
+	[ "${#lines[@]}" -eq 2 ]
 	sub_on "$A_PORT" transient 1
 	run redis-cli -p "$REDIS_PORT" pubsub numsub transient
 	[ "${lines[1]}" -eq 1 ]
@@ -57,7 +60,7 @@ sub_on() {
 	post_a
 	wait "$BG_PID"
 	# unsubscribed a little after the last local subscriber left
-	wait_until 6 sh -c "[ -z \"\$(redis-cli -p $REDIS_PORT pubsub channels)\" ]"
+	wait_until 6 sh -c "[ -z \"\$(redis-cli -p $REDIS_PORT pubsub channels transient)\" ]"
 }
 
 @test "Redis down: POST answers 503 with Retry-After, /healthz 503; both recover" {

@@ -49,6 +49,7 @@ struct http_req {
 	const char *allow;
 	int retry_after;
 	int close_after;
+	const char *www_auth; /* a 401's WWW-Authenticate */
 	struct ws_sess *sse; /* GET /events: this request is an event stream */
 };
 
@@ -158,6 +159,28 @@ static void http_on_published(void *arg, const char *err, const struct broker_po
 	}
 }
 
+/* May this request publish to (publish = 1) or read chan? 0 to go on (with the user's
+ * name in sender, when given), else the 401 or 403 answer is prepared. */
+static int http_authorize(struct lws *wsi, struct http_req *r, int publish, const char *chan,
+			  const char *body_token, char *sender)
+{
+	struct auth_grant g;
+	char err[300];
+	int rc = authz_request(wsi, body_token, publish, &chan, 1, &g, err, sizeof err);
+
+	if (!rc) {
+		if (sender)
+			snprintf(sender, ENV_SENDER_MAX + 1, "%s", g.name);
+		auth_grant_free(&g);
+		return 0;
+	}
+	if (rc == 401)
+		r->www_auth = strncmp(err, "invalid", 7) ? "Bearer realm=\"chatd\""
+							: "Bearer realm=\"chatd\", error=\"invalid_token\"";
+	http_error(wsi, r, rc, err);
+	return -1;
+}
+
 /* The whole body is in: decode it and hand the envelope to the broker. */
 static void http_publish(struct lws *wsi, struct http_req *r)
 {
@@ -185,7 +208,7 @@ static void http_publish(struct lws *wsi, struct http_req *r)
 		http_error(wsi, r, 400, err);
 		return;
 	}
-	if (!http_wait_start(wsi, r)) {
+	if (http_authorize(wsi, r, 1, pub.chan, pub.token, pub.sender) || !http_wait_start(wsi, r)) {
 		env_pub_free(&pub);
 		return;
 	}
@@ -260,6 +283,8 @@ static void http_history(struct lws *wsi, struct http_req *r, const char *chan)
 		http_error(wsi, r, 400, "since must be a sequence number (0 or more) and limit a count from 1 to 1000");
 		return;
 	}
+	if (http_authorize(wsi, r, 0, chan, NULL, NULL))
+		return;
 	why = srv->broker ? broker_status(srv->broker) : "server shutting down";
 	if (why) {
 		snprintf(msg, sizeof msg, "history not available, try again: %s", why);
@@ -338,7 +363,7 @@ static int http_on_request(struct lws *wsi, struct http_req *r, const char *path
 {
 	char *uri;
 	int ulen, method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
-	char msg[200];
+	char msg[300];
 
 	http_req_reset(r);
 	if (method == LWSHUMETH_HEAD) { /* as GET, without the body */
@@ -385,8 +410,11 @@ static int http_on_request(struct lws *wsi, struct http_req *r, const char *path
 	} else if (!strcmp(path, "/events") || !strncmp(path, "/events/", 8)) {
 		if (method != LWSHUMETH_GET || r->head)
 			http_method_not_allowed(wsi, r, "GET", path);
-		else if (!(r->sse = sse_open(wsi, &ulen, msg, sizeof msg)))
+		else if (!(r->sse = sse_open(wsi, &ulen, msg, sizeof msg))) {
+			if (ulen == 401)
+				r->www_auth = "Bearer realm=\"chatd\"";
 			http_error(wsi, r, ulen, msg);
+		}
 	} else if (!strcmp(path, "/ws") || !strncmp(path, "/ws/", 4)) {
 		http_error(wsi, r, 426, "this is the WebSocket endpoint: connect with a WebSocket client");
 	} else {
@@ -421,6 +449,9 @@ static int http_write_answer(struct lws *wsi, struct http_req *r)
 		return -1;
 	if (r->allow && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
 						     (const unsigned char *)r->allow, (int)strlen(r->allow), &p, end))
+		return -1;
+	if (r->www_auth && lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+						     (const unsigned char *)r->www_auth, (int)strlen(r->www_auth), &p, end))
 		return -1;
 	if (r->retry_after) {
 		int n = snprintf(num, sizeof num, "%d", r->retry_after);

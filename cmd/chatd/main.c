@@ -25,7 +25,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: chatd [-l ADDR:PORT] [-r URL] [--max-message SIZE] [--history N]\n"
 		"             [--history-ttl SECONDS] [--idempotency-window SECONDS]\n"
-		"             [--redis-wait N] [-v|-q]\n"
+		"             [--redis-wait N] [--jwt-secret-file FILE] [--api-key-file FILE]\n"
+		"             [--no-auth] [-v|-q]\n"
 		"\n"
 		"Relay JSON messages from HTTP POSTs and WebSocket clients to WebSocket subscribers.\n"
 		"\n"
@@ -40,12 +41,22 @@ static void usage(FILE *f)
 		"                            how long a publish's idempotency key is remembered\n"
 		"                            (default 86400; 0: keys are ignored)\n"
 		"      --redis-wait N        acknowledge a publish only once N Redis replicas have it\n"
+		"      --jwt-secret-file FILE  accept JWTs signed (HS256) with the secret in FILE\n"
+		"      --api-key-file FILE   accept the API keys listed in FILE\n"
+		"      --no-auth             serve everyone on a non-loopback address (no tokens)\n"
 		"  -v, --verbose             log connections and requests too\n"
 		"  -q, --quiet               log errors only\n"
 		"  -h, --help                show this help\n"
 		"      --version             show the version\n"
 		"\n"
 		"Environment: CHATD_LISTEN, CHATD_REDIS. See chatd(1) and chat-protocol(7).\n");
+}
+
+/* Only this machine can connect: a UNIX socket or a loopback address. */
+static int listen_is_local(const struct chatd_config *cfg)
+{
+	return cfg->unix_path || !strcmp(cfg->host, "localhost") || !strncmp(cfg->host, "127.", 4) ||
+	       !strcmp(cfg->host, "::1");
 }
 
 static int parse_listen(const char *s, struct chatd_config *cfg)
@@ -201,6 +212,9 @@ int main(int argc, char **argv)
 		{ "history-ttl", required_argument, NULL, 'T' },
 		{ "idempotency-window", required_argument, NULL, 'K' },
 		{ "redis-wait", required_argument, NULL, 'W' },
+		{ "jwt-secret-file", required_argument, NULL, 'J' },
+		{ "api-key-file", required_argument, NULL, 'A' },
+		{ "no-auth", no_argument, NULL, 'N' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -223,7 +237,7 @@ int main(int argc, char **argv)
 	const char *redis = cli_env("CHATD_REDIS", NULL);
 	struct lws_context_creation_info info;
 	struct server srv = { .cfg = &cfg };
-	int verbosity = LOGL_INFO, c;
+	int verbosity = LOGL_INFO, c, no_auth = 0;
 	uv_loop_t loop;
 	void *loops[1];
 	char err[300];
@@ -267,6 +281,19 @@ int main(int argc, char **argv)
 			}
 			cfg.store.replicas = (unsigned)n;
 			break;
+		case 'J':
+		case 'A':
+			if (!cfg.auth && !(cfg.auth = auth_new())) {
+				fprintf(stderr, "chatd: out of memory\n");
+				return EX_OSERR;
+			}
+			if ((c == 'J' ? auth_load_jwt_secret : auth_load_api_keys)(cfg.auth, optarg, err, sizeof err)) {
+				fprintf(stderr, "chatd: --%s: %s\n", c == 'J' ? "jwt-secret-file" : "api-key-file", err);
+				auth_free(cfg.auth);
+				return EX_USAGE;
+			}
+			break;
+		case 'N': no_auth = 1; break;
 		case 'v': verbosity = LOGL_DEBUG; break;
 		case 'q': verbosity = LOGL_ERROR; break;
 		case 'h': usage(stdout); return 0;
@@ -282,6 +309,16 @@ int main(int argc, char **argv)
 	log_set_level(verbosity);
 	if (parse_listen(listen, &cfg))
 		return EX_USAGE;
+	if (cfg.auth && no_auth) {
+		fprintf(stderr, "chatd: --no-auth contradicts --jwt-secret-file and --api-key-file\n");
+		return EX_USAGE;
+	}
+	if (!cfg.auth && !no_auth && !listen_is_local(&cfg)) {
+		fprintf(stderr, "chatd: refusing to serve %s without authentication: anyone who can reach it could read and publish.\n"
+				"chatd: give --jwt-secret-file FILE or --api-key-file FILE, or --no-auth if that is really what you want\n",
+			cfg.listen);
+		return EX_USAGE;
+	}
 	if (redis) {
 		if (url_parse_redis(redis, &cfg.redis, err, sizeof err)) {
 			fprintf(stderr, "chatd: --redis: %s\n", err);
@@ -337,8 +374,9 @@ int main(int argc, char **argv)
 	uv_timer_init(&loop, &srv.stop_timer);
 	srv.stop_timer.data = &srv;
 
-	log_info("chatd", "listening on %s%s broker=%s max-message=%zu history=%zu history-ttl=%us version=%s",
-		 cfg.unix_path ? "" : "http://", cfg.listen, srv.broker->name, cfg.max_message,
+	log_info("chatd", "listening on %s%s broker=%s auth=%s max-message=%zu history=%zu history-ttl=%us version=%s",
+		 cfg.unix_path ? "" : "http://", cfg.listen, srv.broker->name,
+		 cfg.auth ? "tokens" : "none", cfg.max_message,
 		 cfg.store.history, cfg.store.history_ttl_s, CHAT_VERSION);
 	uv_run(&loop, UV_RUN_DEFAULT);
 
@@ -349,6 +387,7 @@ int main(int argc, char **argv)
 	hub_free(&srv);
 	if (uv_loop_close(&loop))
 		log_debug("chatd", "event loop closed with handles still open");
+	auth_free(cfg.auth);
 	log_info("chatd", "stopped");
 	return 0;
 }

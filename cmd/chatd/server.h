@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "broker.h"
 #include "strmap.h"
 #include "url.h"
@@ -22,6 +23,7 @@ struct chatd_config {
 	struct redis_url redis;
 	size_t max_message; /* bytes, HTTP body and WebSocket message */
 	struct broker_config store; /* history kept per channel */
+	struct auth *auth;  /* NULL: no authentication, everything allowed */
 };
 
 struct ws_sess;
@@ -52,6 +54,12 @@ size_t ws_sess_size(void);
 
 /* Close every WebSocket with 1001 "server shutting down". */
 void ws_close_all(struct server *srv);
+
+/* authz.c: may this request (token from body_token, else the Authorization header, else
+ * ?token=) publish to (publish = 1) or read every one of chans? Returns 0 with g filled
+ * (free it with auth_grant_free), or 401 / 403 with a reason in err. */
+int authz_request(struct lws *wsi, const char *body_token, int publish,
+		  const char *const *chans, int n, struct auth_grant *g, char *err, size_t errlen);
 
 static inline struct server *server_of(struct lws *wsi)
 {

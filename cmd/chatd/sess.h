@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "chan.h"
 #include "envelope.h"
 #include "hub.h"
@@ -59,14 +60,17 @@ struct ws_sess {
 	int close_code, close_sent;
 	char close_reason[124]; /* RFC 6455: at most 123 bytes */
 	char peer[48];
+	struct auth_grant grant; /* what its token allows (with authentication on) */
 	int sse_started;   /* SSE: the response headers are out */
 	int sse_keepalive; /* SSE: a keepalive comment is due */
 	unsigned sse_ticks;
 };
 
 /* Start a session on wsi: the channels and resume positions come from the request
- * (path under `prefix`, chan=, since=, last=, and for SSE the Last-Event-ID header).
- * Returns 0, 1 when the request is refused (err says why), or -1 when out of memory. */
+ * (path under `prefix`, chan=, since=, last=, and for SSE the Last-Event-ID header),
+ * the right to read them from its token. Returns 0; an HTTP status when the request is
+ * refused (400 bad request, 401 no valid token, 403 a channel it may not read, 503
+ * shutting down; err says why); or -1 when out of memory. */
 int sess_open(struct ws_sess *s, struct lws *wsi, enum sess_kind kind, const char *prefix,
 	      char *err, size_t errlen);
 /* End it: leave every channel and drop what is queued. */
@@ -75,6 +79,11 @@ void sess_close(struct ws_sess *s);
 struct hub_msg *sess_pop(struct ws_sess *s);
 /* Ask for the connection to end with code and reason, after what is queued. */
 void sess_close_later(struct ws_sess *s, int code, const char *reason);
+/* Its token has expired: end it with 4401 (checked by each transport's timer). */
+int sess_expired(const struct ws_sess *s);
+
+#define SESS_CLOSE_UNAUTHORIZED 4401 /* no valid token, or it expired */
+#define SESS_CLOSE_FORBIDDEN 4403    /* the token does not allow a channel */
 
 /* sse.c: the HTTP side of an SSE stream. sse_open starts one for GET /events, or
  * returns NULL with an HTTP status and a reason. */

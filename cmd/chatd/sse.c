@@ -150,6 +150,8 @@ int sse_timer(struct ws_sess *s, struct lws *wsi)
 	/* 0: the peer closed; anything it sends after its request is ignored. */
 	if (recv(lws_get_socket_fd(wsi), &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
 		return -1;
+	if (sess_expired(s))
+		sess_close_later(s, SESS_CLOSE_UNAUTHORIZED, "token expired");
 	if (++s->sse_ticks % SSE_KEEPALIVE_TICKS == 0) {
 		s->sse_keepalive = 1;
 		lws_callback_on_writable(wsi);
@@ -171,7 +173,7 @@ struct ws_sess *sse_open(struct lws *wsi, int *status, char *err, size_t errlen)
 	}
 	rc = sess_open(s, wsi, SESS_SSE, "/events", err, errlen);
 	if (rc) {
-		*status = rc < 0 ? 500 : server_of(wsi)->draining ? 503 : 400;
+		*status = rc < 0 ? 500 : rc;
 		if (rc < 0)
 			snprintf(err, errlen, "out of memory");
 		sess_close(s);

@@ -429,7 +429,7 @@ int sess_open(struct ws_sess *s, struct lws *wsi, enum sess_kind kind, const cha
 {
 	char names[CHAN_MAX_PER_CONN][CHAN_MAX + 1];
 	struct server *srv = server_of(wsi);
-	int n;
+	int n, rc;
 
 	s->kind = kind;
 	s->wsi = wsi;
@@ -448,11 +448,20 @@ int sess_open(struct ws_sess *s, struct lws *wsi, enum sess_kind kind, const cha
 	srv->nsessions++;
 
 	n = ws_url_channels(wsi, prefix, names, CHAN_MAX_PER_CONN, err, errlen);
-	if (n < 0)
+	if (n < 0) {
+		rc = 400;
 		goto refused;
+	}
 	if (srv->draining) {
 		snprintf(err, errlen, "server shutting down");
-		return 1;
+		return 503;
+	}
+	{
+		const char *list[CHAN_MAX_PER_CONN];
+		for (int i = 0; i < n; i++)
+			list[i] = names[i];
+		if ((rc = authz_request(wsi, NULL, 0, list, n, &s->grant, err, errlen)))
+			goto refused;
 	}
 	s->subs = calloc((size_t)n, sizeof *s->subs);
 	if (!s->subs)
@@ -460,6 +469,7 @@ int sess_open(struct ws_sess *s, struct lws *wsi, enum sess_kind kind, const cha
 	if (ws_url_positions(wsi, s, names, n, err, errlen)) {
 		free(s->subs);
 		s->subs = NULL;
+		rc = 400;
 		goto refused;
 	}
 	for (int i = 0; i < n; i++) {
@@ -476,18 +486,28 @@ int sess_open(struct ws_sess *s, struct lws *wsi, enum sess_kind kind, const cha
 	return 0;
 refused:
 	log_debug(kind == SESS_SSE ? "sse" : "ws", "refused peer=%s: %s", s->peer, err);
-	return 1;
+	return rc;
+}
+
+int sess_expired(const struct ws_sess *s)
+{
+	return s->grant.exp && env_now_ms() / 1000 >= s->grant.exp;
 }
 
 static int ws_on_established(struct ws_sess *s, struct lws *wsi)
 {
-	char err[200];
+	char err[300];
 	int rc = sess_open(s, wsi, SESS_WS, "/ws", err, sizeof err);
 
-	if (rc > 0)
-		sess_close_later(s, server_of(wsi)->draining ? LWS_CLOSE_STATUS_GOINGAWAY
-							       : LWS_CLOSE_STATUS_POLICY_VIOLATION, err);
-	return rc < 0 ? -1 : 0;
+	if (rc < 0)
+		return -1;
+	if (rc) /* the upgrade is done: refuse with a close code */
+		sess_close_later(s, rc == 503 ? LWS_CLOSE_STATUS_GOINGAWAY
+				 : rc == 401 ? SESS_CLOSE_UNAUTHORIZED
+				 : rc == 403 ? SESS_CLOSE_FORBIDDEN : LWS_CLOSE_STATUS_POLICY_VIOLATION, err);
+	else if (s->grant.exp) /* the token's end ends the connection */
+		lws_set_timer_usecs(wsi, (s->grant.exp - env_now_ms() / 1000) * LWS_USEC_PER_SEC);
+	return 0;
 }
 
 void sess_close(struct ws_sess *s)
@@ -504,6 +524,7 @@ void sess_close(struct ws_sess *s)
 	ws_drop_queue(s);
 	free(s->q);
 	free(s->rx);
+	auth_grant_free(&s->grant);
 	if (s->link) {
 		s->link->sess = NULL;
 		if (!s->link->pending && !s->link->reads)
@@ -554,6 +575,20 @@ static int ws_on_message(struct ws_sess *s, const char *text, size_t len)
 	if (env_pub_parse(text, len, hub_chan_name(s->subs[0].hub.chan), &pub, err, sizeof err)) {
 		ws_send_error(s, err);
 		return 0;
+	}
+	if (s->srv->cfg->auth) {
+		if (sess_expired(s)) {
+			env_pub_free(&pub);
+			sess_close_later(s, SESS_CLOSE_UNAUTHORIZED, "token expired");
+			return 0;
+		}
+		if (!auth_allows(&s->grant, 1, pub.chan)) {
+			snprintf(err, sizeof err, "forbidden: this token does not allow publishing to channel %s", pub.chan);
+			env_pub_free(&pub);
+			ws_send_error(s, err);
+			return 0;
+		}
+		snprintf(pub.sender, sizeof pub.sender, "%s", s->grant.name);
 	}
 	/* A client publishing faster than the broker confirms is stopped reading, so its
 	 * publishes cannot pile up in memory. */
@@ -692,6 +727,12 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		return s->close_sent ? -1 : 0;
 	case LWS_CALLBACK_CLOSED:
 		sess_close(s);
+		return 0;
+	case LWS_CALLBACK_TIMER:
+		if (sess_expired(s))
+			sess_close_later(s, SESS_CLOSE_UNAUTHORIZED, "token expired");
+		else if (s->grant.exp)
+			lws_set_timer_usecs(wsi, LWS_USEC_PER_SEC);
 		return 0;
 	default:
 		return 0;

@@ -779,6 +779,45 @@ static void test_keys(void)
 	env_pub_free(&p);
 }
 
+/* ---- token in the body, sender in the envelope ---- */
+
+static void test_token_sender(void)
+{
+	const char *body = "{\"chan\":\"c\",\"msg\":1,\"token\":\"a.b-c_d.e\",\"sender\":\"mallory\"}";
+	struct env_pub p;
+	char err[256] = "", member[6 * ENV_SENDER_MAX + 16], *env;
+	size_t len;
+
+	tap_ok(env_pub_parse(body, strlen(body), NULL, &p, err, sizeof err) == 0 && p.token &&
+		       !strcmp(p.token, "a.b-c_d.e") && !p.sender[0],
+	       "token: the body's token is taken; its sender is not");
+	env = env_build(&p, 1, "e", 5, 0, &len);
+	tap_str_eq(env, "{\"chan\":\"c\",\"seq\":1,\"epoch\":\"e\",\"ts\":5,\"msg\":1}",
+		   "sender: no sender, no member");
+	free(env);
+	strcpy(p.sender, "ann \"x\"");
+	env = env_build(&p, 2, "e", 5, 0, &len);
+	tap_str_eq(env, "{\"chan\":\"c\",\"seq\":2,\"epoch\":\"e\",\"ts\":5,\"sender\":\"ann \\\"x\\\"\",\"msg\":1}",
+		   "sender: escaped, between ts and msg");
+	{
+		struct env_msg m;
+		uint64_t seq = 0;
+		char epoch[ENV_EPOCH_MAX + 1];
+		tap_ok(env_msg_parse(env, len, &m) == 0 && m.sender && !strcmp(m.sender, "ann \"x\"") &&
+			       m.seq == 2,
+		       "sender: the client parser reads it back");
+		env_msg_free(&m);
+		tap_ok(env_pos_of(env, len, &seq, epoch) == 0 && seq == 2, "sender: env_pos_of still finds the position");
+	}
+	free(env);
+	tap_ok(env_sender_member("", member) == 0 && !member[0], "sender: empty name, empty member");
+	env_pub_free(&p);
+	tap_ok(p.token == NULL, "token: env_pub_free frees it");
+	body = "{\"chan\":\"c\",\"msg\":1,\"token\":7}";
+	tap_ok(env_pub_parse(body, strlen(body), NULL, &p, err, sizeof err) == -1 && strstr(err, "\"token\" must be a string"),
+	       "token: a non-string token is refused");
+}
+
 int main(void)
 {
 	test_origin_body();
@@ -796,5 +835,6 @@ int main(void)
 	test_msg_parse();
 	test_now();
 	test_keys();
+	test_token_sender();
 	return tap_done();
 }
