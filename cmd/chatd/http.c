@@ -181,6 +181,28 @@ static int http_authorize(struct lws *wsi, struct http_req *r, int publish, cons
 	return -1;
 }
 
+/* Within --publish-rate? 0 to go on, else the 429 is prepared. */
+static int http_rate(struct lws *wsi, struct http_req *r, const char *user)
+{
+	char who[ENV_SENDER_MAX + 52], msg[200];
+	double wait;
+
+	if (user[0])
+		snprintf(who, sizeof who, "u:%s", user);
+	else {
+		char ip[48];
+		limits_peer(wsi, ip);
+		snprintf(who, sizeof who, "a:%s", ip);
+	}
+	if (!limits_publish(server_of(wsi), who, &wait))
+		return 0;
+	r->retry_after = (int)wait + 1;
+	snprintf(msg, sizeof msg, "rate limited: at most %g messages a second (burst %g); try again in %.1f s",
+		 server_of(wsi)->cfg->publish_rate, server_of(wsi)->cfg->publish_burst, wait);
+	http_error(wsi, r, 429, msg);
+	return -1;
+}
+
 /* The whole body is in: decode it and hand the envelope to the broker. */
 static void http_publish(struct lws *wsi, struct http_req *r)
 {
@@ -208,7 +230,8 @@ static void http_publish(struct lws *wsi, struct http_req *r)
 		http_error(wsi, r, 400, err);
 		return;
 	}
-	if (http_authorize(wsi, r, 1, pub.chan, pub.token, pub.sender) || !http_wait_start(wsi, r)) {
+	if (http_authorize(wsi, r, 1, pub.chan, pub.token, pub.sender) || http_rate(wsi, r, pub.sender) ||
+	    !http_wait_start(wsi, r)) {
 		env_pub_free(&pub);
 		return;
 	}
@@ -310,6 +333,7 @@ static void http_health(struct lws *wsi, struct http_req *r)
 		cJSON_AddStringToObject(o, "error", down);
 	cJSON_AddNumberToObject(o, "websockets", srv->nsessions - srv->nsse);
 	cJSON_AddNumberToObject(o, "sse", srv->nsse);
+	cJSON_AddNumberToObject(o, "connections", srv->limits.nconns);
 	cJSON_AddNumberToObject(o, "channels", (double)srv->chans.len);
 	if (down)
 		r->retry_after = 1;
@@ -495,8 +519,16 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	struct http_req *r = user;
 
 	switch (reason) {
-	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-		return server_of(wsi)->draining ? -1 : 0; /* stop accepting while shutting down */
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: /* in: the new socket, on the listener's wsi */
+		if (server_of(wsi)->draining)
+			return -1; /* stop accepting while shutting down */
+		return limits_conn_open(server_of(wsi), (int)(lws_intptr_t)in);
+	case LWS_CALLBACK_WSI_CREATE: /* right after: the wsi of the connection just let in */
+		limits_conn_bind(server_of(wsi), wsi);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		limits_conn_close(server_of(wsi), wsi);
+		return 0;
 	case LWS_CALLBACK_HTTP:
 		return http_on_request(wsi, r, in);
 	case LWS_CALLBACK_HTTP_BODY:

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -44,6 +45,13 @@ static void usage(FILE *f)
 		"      --jwt-secret-file FILE  accept JWTs signed (HS256) with the secret in FILE\n"
 		"      --api-key-file FILE   accept the API keys listed in FILE\n"
 		"      --no-auth             serve everyone on a non-loopback address (no tokens)\n"
+		"      --max-connections N   connections in all (default: what the file limit allows)\n"
+		"      --max-connections-per-ip N  from one client address (default 1000; 0: no cap)\n"
+		"      --publish-rate N      publishes a second per user, or per address without a\n"
+		"                            token name (default 0: no limit)\n"
+		"      --publish-burst N     publishes a user may save up (default 2 x the rate)\n"
+		"      --ping-interval SECONDS  ping an idle WebSocket after this long, close it\n"
+		"                            after twice as long without an answer (default 30)\n"
 		"  -v, --verbose             log connections and requests too\n"
 		"  -q, --quiet               log errors only\n"
 		"  -h, --help                show this help\n"
@@ -215,6 +223,11 @@ int main(int argc, char **argv)
 		{ "jwt-secret-file", required_argument, NULL, 'J' },
 		{ "api-key-file", required_argument, NULL, 'A' },
 		{ "no-auth", no_argument, NULL, 'N' },
+		{ "max-connections", required_argument, NULL, 'C' },
+		{ "max-connections-per-ip", required_argument, NULL, 'P' },
+		{ "publish-rate", required_argument, NULL, 'R' },
+		{ "publish-burst", required_argument, NULL, 'B' },
+		{ "ping-interval", required_argument, NULL, 'I' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -230,6 +243,8 @@ int main(int argc, char **argv)
 	};
 	struct chatd_config cfg = {
 		.max_message = 64 * 1024,
+		.max_conns_per_ip = 1000,
+		.ping_s = 30,
 		.store = { .history = 1000, .history_ttl_s = 86400, .key_window_s = 86400 },
 	};
 	long n;
@@ -237,7 +252,9 @@ int main(int argc, char **argv)
 	const char *redis = cli_env("CHATD_REDIS", NULL);
 	struct lws_context_creation_info info;
 	struct server srv = { .cfg = &cfg };
-	int verbosity = LOGL_INFO, c, no_auth = 0;
+	int verbosity = LOGL_INFO, c, no_auth = 0, max_conns_given = 0;
+	struct rlimit fds;
+	lws_retry_bo_t idle = { 0 };
 	uv_loop_t loop;
 	void *loops[1];
 	char err[300];
@@ -294,6 +311,37 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'N': no_auth = 1; break;
+		case 'C':
+		case 'P':
+			if (cli_parse_count(optarg, 1000000, &n)) {
+				fprintf(stderr, "chatd: --%s: want a count (0 for no cap)\n",
+					c == 'C' ? "max-connections" : "max-connections-per-ip");
+				return EX_USAGE;
+			}
+			*(c == 'C' ? &cfg.max_conns : &cfg.max_conns_per_ip) = (unsigned)n;
+			max_conns_given |= c == 'C';
+			break;
+		case 'R':
+		case 'B': {
+			char *end;
+			double v = strtod(optarg, &end);
+			if (c == 'R' && !strcmp(end, "/s"))
+				end += 2;
+			if (end == optarg || *end || !(v >= 0 && v <= 1e6) || (c == 'B' && v < 1)) {
+				fprintf(stderr, "chatd: --%s: want a number%s\n", c == 'R' ? "publish-rate" : "publish-burst",
+					c == 'R' ? " of messages a second, like 50 or 50/s" : " of messages, 1 or more");
+				return EX_USAGE;
+			}
+			*(c == 'R' ? &cfg.publish_rate : &cfg.publish_burst) = v;
+			break;
+		}
+		case 'I':
+			if (cli_parse_count(optarg, 3600, &n) || n < 1) {
+				fprintf(stderr, "chatd: --ping-interval: want seconds from 1 to 3600\n");
+				return EX_USAGE;
+			}
+			cfg.ping_s = (unsigned)n;
+			break;
 		case 'v': verbosity = LOGL_DEBUG; break;
 		case 'q': verbosity = LOGL_ERROR; break;
 		case 'h': usage(stdout); return 0;
@@ -330,6 +378,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "chatd: --redis-wait needs a Redis broker (-r URL)\n");
 		return EX_USAGE;
 	}
+	if (!cfg.publish_burst)
+		cfg.publish_burst = cfg.publish_rate * 2 < 1 ? 1 : cfg.publish_rate * 2;
+	/* As many connections as the hard file limit allows, keeping some descriptors for
+	 * Redis, listeners and logs. */
+	if (!getrlimit(RLIMIT_NOFILE, &fds) && fds.rlim_cur < fds.rlim_max) {
+		fds.rlim_cur = fds.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &fds);
+	}
+	if (!max_conns_given && !getrlimit(RLIMIT_NOFILE, &fds))
+		cfg.max_conns = fds.rlim_cur > 164 ? (unsigned)(fds.rlim_cur - 64) : 100;
 	signal(SIGPIPE, SIG_IGN);
 	if (check_bindable(&cfg))
 		return EX_UNAVAILABLE;
@@ -357,7 +415,13 @@ int main(int argc, char **argv)
 	info.protocols = protocols;
 	info.pvo = &pvo;
 	info.user = &srv;
-	info.timeout_secs = 20;
+	info.timeout_secs = 10;         /* a request's headers and body must come within this */
+	info.timeout_secs_ah_idle = 10; /* slowloris: no holding a header buffer */
+	info.max_http_header_data = 8192;
+	info.max_http_header_pool = 256; /* requests having their headers read at once */
+	idle.secs_since_valid_ping = (uint16_t)cfg.ping_s;
+	idle.secs_since_valid_hangup = (uint16_t)(2 * cfg.ping_s);
+	info.retry_and_idle_policy = &idle;
 	srv.ctx = lws_create_context(&info);
 	if (!srv.ctx) {
 		log_error("chatd", "cannot start the server on %s (see the lws error above)", cfg.listen);
@@ -373,6 +437,7 @@ int main(int argc, char **argv)
 	}
 	uv_timer_init(&loop, &srv.stop_timer);
 	srv.stop_timer.data = &srv;
+	limits_init(&srv);
 
 	log_info("chatd", "listening on %s%s broker=%s auth=%s max-message=%zu history=%zu history-ttl=%us version=%s",
 		 cfg.unix_path ? "" : "http://", cfg.listen, srv.broker->name,
@@ -385,6 +450,8 @@ int main(int argc, char **argv)
 	if (srv.dying_ctx)
 		lws_context_destroy(srv.dying_ctx);
 	hub_free(&srv);
+	limits_free(&srv);
+	uv_run(&loop, UV_RUN_NOWAIT); /* its timer's close */
 	if (uv_loop_close(&loop))
 		log_debug("chatd", "event loop closed with handles still open");
 	auth_free(cfg.auth);

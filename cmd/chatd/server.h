@@ -24,6 +24,19 @@ struct chatd_config {
 	size_t max_message; /* bytes, HTTP body and WebSocket message */
 	struct broker_config store; /* history kept per channel */
 	struct auth *auth;  /* NULL: no authentication, everything allowed */
+	unsigned max_conns, max_conns_per_ip; /* 0: no cap */
+	double publish_rate, publish_burst;   /* per user or address; rate 0: no limit */
+	unsigned ping_s;                      /* WebSocket ping after this long idle */
+};
+
+/* limits.c: the counters behind the caps (see chatd(1), LIMITS). */
+struct limits {
+	unsigned nconns, full_warned;
+	struct strmap by_ip;   /* peer address -> its connection count */
+	struct strmap by_wsi;  /* "%p" of a counted wsi -> its address's count */
+	struct strmap buckets; /* user or address -> publish token bucket */
+	struct ip_count *pending; /* let in by the filter, its wsi not created yet */
+	uv_timer_t sweep;
 };
 
 struct ws_sess;
@@ -42,6 +55,7 @@ struct server {
 	uv_signal_t sig[2];
 	uv_timer_t stop_timer;
 	uint64_t stop_deadline;
+	struct limits limits;
 };
 
 /* lws protocol callbacks */
@@ -54,6 +68,19 @@ size_t ws_sess_size(void);
 
 /* Close every WebSocket with 1001 "server shutting down". */
 void ws_close_all(struct server *srv);
+
+/* A new connection's socket: 0 to serve it, -1 when a cap is reached (close it). The
+ * next wsi created is its wsi: limits_conn_bind counts it. */
+int limits_conn_open(struct server *srv, int fd);
+void limits_conn_bind(struct server *srv, struct lws *wsi);
+/* Any wsi going away; uncounts it if it was counted. */
+void limits_conn_close(struct server *srv, struct lws *wsi);
+/* May `who` publish now? 0, or -1 with the seconds until it may in *retry_s. */
+int limits_publish(struct server *srv, const char *who, double *retry_s);
+void limits_init(struct server *srv);
+/* The client's address, IPv4 without the v4-mapped prefix. */
+void limits_peer(struct lws *wsi, char ip[48]);
+void limits_free(struct server *srv);
 
 /* authz.c: may this request (token from body_token, else the Authorization header, else
  * ?token=) publish to (publish = 1) or read every one of chans? Returns 0 with g filled

@@ -590,6 +590,18 @@ static int ws_on_message(struct ws_sess *s, const char *text, size_t len)
 		}
 		snprintf(pub.sender, sizeof pub.sender, "%s", s->grant.name);
 	}
+	{
+		char who[ENV_SENDER_MAX + 52];
+		double wait;
+		snprintf(who, sizeof who, "%s%s", pub.sender[0] ? "u:" : "a:", pub.sender[0] ? pub.sender : s->peer);
+		if (limits_publish(s->srv, who, &wait)) {
+			snprintf(err, sizeof err, "rate limited: at most %g messages a second (burst %g); try again in %.1f s",
+				 s->srv->cfg->publish_rate, s->srv->cfg->publish_burst, wait);
+			env_pub_free(&pub);
+			ws_send_error(s, err);
+			return 0;
+		}
+	}
 	/* A client publishing faster than the broker confirms is stopped reading, so its
 	 * publishes cannot pile up in memory. */
 	if (++s->link->pending == WS_MAX_INFLIGHT)
@@ -727,6 +739,9 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		return s->close_sent ? -1 : 0;
 	case LWS_CALLBACK_CLOSED:
 		sess_close(s);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		limits_conn_close(server_of(wsi), wsi);
 		return 0;
 	case LWS_CALLBACK_TIMER:
 		if (sess_expired(s))
