@@ -76,3 +76,27 @@ int authz_request(struct lws *wsi, const char *body_token, int publish,
 		}
 	return 0;
 }
+
+/* ---- origins ---- */
+
+int authz_origin(struct lws *wsi, char *origin, size_t cap)
+{
+	const struct chatd_config *cfg = server_of(wsi)->cfg;
+	char host[256];
+	const char *o;
+
+	origin[0] = '\0';
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+		return 0; /* not a browser: Origin is what browsers send, and it is theirs to check */
+	if (lws_hdr_copy(wsi, origin, (int)cap, WSI_TOKEN_ORIGIN) < 0)
+		return -1;
+	for (int i = 0; i < cfg->norigins; i++)
+		if (!strcmp(cfg->origins[i], "*") || !strcasecmp(cfg->origins[i], origin))
+			return 0;
+	/* Same origin: the page chatd served itself. */
+	o = !strncasecmp(origin, "http://", 7) && !cfg->tls ? origin + 7
+	    : !strncasecmp(origin, "https://", 8) && cfg->tls ? origin + 8 : NULL;
+	if (o && lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0 && !strcasecmp(o, host))
+		return 0;
+	return -1;
+}

@@ -50,6 +50,8 @@ struct http_req {
 	int retry_after;
 	int close_after;
 	const char *www_auth; /* a 401's WWW-Authenticate */
+	char origin[200];     /* a browser's allowed Origin, for CORS; "" if none */
+	int preflight;        /* OPTIONS: answer CORS preflight headers */
 	struct ws_sess *sse; /* GET /events: this request is an event stream */
 };
 
@@ -400,6 +402,20 @@ static int http_on_request(struct lws *wsi, struct http_req *r, const char *path
 		r->close_after = 1;
 		return 0;
 	}
+	if (authz_origin(wsi, r->origin, sizeof r->origin)) {
+		char shown[80];
+		snprintf(msg, sizeof msg, "origin %s is not allowed here (chatd --allow-origin)",
+			 utf8_printable(shown, sizeof shown, r->origin, strlen(r->origin)));
+		r->origin[0] = '\0';
+		http_error(wsi, r, 403, msg);
+		r->close_after = method == LWSHUMETH_POST;
+		return 0;
+	}
+	if (method == LWSHUMETH_OPTIONS) { /* a CORS preflight */
+		r->preflight = 1;
+		http_answer_raw(wsi, r, 204, "text/plain", "", 0);
+		return 0;
+	}
 	if (!strcmp(path, "/")) {
 		if (method == LWSHUMETH_GET)
 			http_answer_raw(wsi, r, 200, "text/html; charset=utf-8", chatd_page, chatd_page_len);
@@ -463,6 +479,26 @@ static int http_on_body(struct http_req *r, const char *in, size_t len)
 	return 0;
 }
 
+/* Cross-origin: the browser may read the answer (and, in a preflight, send the POST). */
+static int http_cors_headers(struct lws *wsi, struct http_req *r, unsigned char **p, unsigned char *end)
+{
+	static const struct { const char *name, *value; } pre[] = {
+		{ "access-control-allow-methods:", "GET, POST" },
+		{ "access-control-allow-headers:", "content-type, authorization, idempotency-key, last-event-id" },
+		{ "access-control-max-age:", "600" },
+	};
+
+	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+					(const unsigned char *)r->origin, (int)strlen(r->origin), p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:", (const unsigned char *)"Origin", 6, p, end))
+		return -1;
+	for (size_t i = 0; r->preflight && i < sizeof pre / sizeof pre[0]; i++)
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)pre[i].name,
+						(const unsigned char *)pre[i].value, (int)strlen(pre[i].value), p, end))
+			return -1;
+	return 0;
+}
+
 /* Write the prepared answer: headers, then the body unless it is a HEAD. */
 static int http_write_answer(struct lws *wsi, struct http_req *r)
 {
@@ -476,6 +512,8 @@ static int http_write_answer(struct lws *wsi, struct http_req *r)
 		return -1;
 	if (r->www_auth && lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
 						     (const unsigned char *)r->www_auth, (int)strlen(r->www_auth), &p, end))
+		return -1;
+	if (r->origin[0] && http_cors_headers(wsi, r, &p, end))
 		return -1;
 	if (r->retry_after) {
 		int n = snprintf(num, sizeof num, "%d", r->retry_after);

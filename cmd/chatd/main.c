@@ -50,6 +50,10 @@ static void usage(FILE *f)
 		"      --publish-rate N      publishes a second per user, or per address without a\n"
 		"                            token name (default 0: no limit)\n"
 		"      --publish-burst N     publishes a user may save up (default 2 x the rate)\n"
+		"      --tls-cert FILE       serve https and wss with this certificate (PEM, with\n"
+		"      --tls-key FILE        its chain) and private key\n"
+		"      --allow-origin ORIGIN let pages from ORIGIN (like https://chat.example.com;\n"
+		"                            * for any) use chatd; repeatable (default: own origin)\n"
 		"      --ping-interval SECONDS  ping an idle WebSocket after this long, close it\n"
 		"                            after twice as long without an answer (default 30)\n"
 		"  -v, --verbose             log connections and requests too\n"
@@ -228,6 +232,9 @@ int main(int argc, char **argv)
 		{ "publish-rate", required_argument, NULL, 'R' },
 		{ "publish-burst", required_argument, NULL, 'B' },
 		{ "ping-interval", required_argument, NULL, 'I' },
+		{ "tls-cert", required_argument, NULL, 'c' },
+		{ "tls-key", required_argument, NULL, 'k' },
+		{ "allow-origin", required_argument, NULL, 'O' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -253,6 +260,7 @@ int main(int argc, char **argv)
 	struct lws_context_creation_info info;
 	struct server srv = { .cfg = &cfg };
 	int verbosity = LOGL_INFO, c, no_auth = 0, max_conns_given = 0;
+	const char *tls_cert = NULL, *tls_key = NULL;
 	struct rlimit fds;
 	lws_retry_bo_t idle = { 0 };
 	uv_loop_t loop;
@@ -311,6 +319,20 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'N': no_auth = 1; break;
+		case 'c': tls_cert = optarg; break;
+		case 'k': tls_key = optarg; break;
+		case 'O': {
+			const char **no = realloc(cfg.origins, (size_t)(cfg.norigins + 1) * sizeof *no);
+			if (!no || (strcmp(optarg, "*") && strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) ||
+			    strlen(optarg) > 190 || (strlen(optarg) > 1 && optarg[strlen(optarg) - 1] == '/')) {
+				free(no ? no : cfg.origins);
+				fprintf(stderr, "chatd: --allow-origin: want an origin like https://chat.example.com (scheme, host, optional port, no path) or *\n");
+				return EX_USAGE;
+			}
+			cfg.origins = no;
+			cfg.origins[cfg.norigins++] = optarg;
+			break;
+		}
 		case 'C':
 		case 'P':
 			if (cli_parse_count(optarg, 1000000, &n)) {
@@ -357,6 +379,15 @@ int main(int argc, char **argv)
 	log_set_level(verbosity);
 	if (parse_listen(listen, &cfg))
 		return EX_USAGE;
+	if (!tls_cert != !tls_key) {
+		fprintf(stderr, "chatd: --tls-cert and --tls-key go together\n");
+		return EX_USAGE;
+	}
+	if (tls_cert && (access(tls_cert, R_OK) || access(tls_key, R_OK))) {
+		fprintf(stderr, "chatd: cannot read %s: %s\n", access(tls_cert, R_OK) ? tls_cert : tls_key, strerror(errno));
+		return EX_NOINPUT;
+	}
+	cfg.tls = tls_cert != NULL;
 	if (cfg.auth && no_auth) {
 		fprintf(stderr, "chatd: --no-auth contradicts --jwt-secret-file and --api-key-file\n");
 		return EX_USAGE;
@@ -408,6 +439,12 @@ int main(int argc, char **argv)
 	loops[0] = &loop;
 	info.foreign_loops = loops;
 	info.options = LWS_SERVER_OPTION_LIBUV;
+	if (cfg.tls) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = tls_cert;
+		info.ssl_private_key_filepath = tls_key;
+		info.alpn = "http/1.1"; /* HTTP/2 would bypass what the h1 paths check (see man) */
+	}
 	info.port = cfg.unix_path ? 0 : cfg.port;
 	info.iface = cfg.unix_path ? cfg.unix_path : cfg.host[0] ? cfg.host : NULL;
 	if (cfg.unix_path)
@@ -440,7 +477,7 @@ int main(int argc, char **argv)
 	limits_init(&srv);
 
 	log_info("chatd", "listening on %s%s broker=%s auth=%s max-message=%zu history=%zu history-ttl=%us version=%s",
-		 cfg.unix_path ? "" : "http://", cfg.listen, srv.broker->name,
+		 cfg.unix_path ? "" : cfg.tls ? "https://" : "http://", cfg.listen, srv.broker->name,
 		 cfg.auth ? "tokens" : "none", cfg.max_message,
 		 cfg.store.history, cfg.store.history_ttl_s, CHAT_VERSION);
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -455,6 +492,7 @@ int main(int argc, char **argv)
 	if (uv_loop_close(&loop))
 		log_debug("chatd", "event loop closed with handles still open");
 	auth_free(cfg.auth);
+	free(cfg.origins);
 	log_info("chatd", "stopped");
 	return 0;
 }

@@ -27,6 +27,9 @@ struct chatd_config {
 	unsigned max_conns, max_conns_per_ip; /* 0: no cap */
 	double publish_rate, publish_burst;   /* per user or address; rate 0: no limit */
 	unsigned ping_s;                      /* WebSocket ping after this long idle */
+	const char **origins;                 /* --allow-origin; "*" for any */
+	int norigins;
+	int tls;                              /* --tls-cert: https and wss */
 };
 
 /* limits.c: the counters behind the caps (see chatd(1), LIMITS). */
@@ -87,6 +90,11 @@ void limits_free(struct server *srv);
  * (free it with auth_grant_free), or 401 / 403 with a reason in err. */
 int authz_request(struct lws *wsi, const char *body_token, int publish,
 		  const char *const *chans, int n, struct auth_grant *g, char *err, size_t errlen);
+
+/* authz.c: may a browser page from the request's Origin use this server? 0 (its origin,
+ * "" when the request has none, in origin) or -1. Allowed: no Origin (not a browser),
+ * this server's own origin, and the --allow-origin list. */
+int authz_origin(struct lws *wsi, char *origin, size_t cap);
 
 static inline struct server *server_of(struct lws *wsi)
 {

@@ -457,6 +457,14 @@ int sess_open(struct ws_sess *s, struct lws *wsi, enum sess_kind kind, const cha
 		return 503;
 	}
 	{
+		char origin[200];
+		if (authz_origin(wsi, origin, sizeof origin)) {
+			snprintf(err, errlen, "origin %.60s is not allowed (chatd --allow-origin)", origin);
+			rc = 403;
+			goto refused;
+		}
+	}
+	{
 		const char *list[CHAN_MAX_PER_CONN];
 		for (int i = 0; i < n; i++)
 			list[i] = names[i];
