@@ -7,7 +7,12 @@
 
 enum log_level { LOGL_ERROR = 0, LOGL_WARN, LOGL_INFO, LOGL_DEBUG };
 
+enum log_format { LOG_TEXT, LOG_JSON };
+
 void log_set_level(int level);
+/* LOG_JSON: one object per line instead,
+ * {"time":"2026-01-02T03:04:05.678Z","level":"info","component":"chatd","msg":"..."}. */
+void log_set_format(int format);
 int log_enabled(int level);
 void log_msg(int level, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -59,12 +59,14 @@ int authz_request(struct lws *wsi, const char *body_token, int publish,
 	if (!tok || !*tok) {
 		free(tok);
 		snprintf(err, errlen, "authentication required: send a token as Authorization: Bearer TOKEN, ?token=TOKEN, or \"token\" in the JSON body");
+		srv->metrics.auth401++;
 		return 401;
 	}
 	rc = auth_check(srv->cfg->auth, tok, strlen(tok), env_now_ms() / 1000, g, why, sizeof why);
 	free(tok);
 	if (rc) {
 		snprintf(err, errlen, "invalid token: %s", why);
+		srv->metrics.auth401++;
 		return 401;
 	}
 	for (int i = 0; i < n; i++)
@@ -72,6 +74,7 @@ int authz_request(struct lws *wsi, const char *body_token, int publish,
 			snprintf(err, errlen, "forbidden: this token does not allow %s channel %s",
 				 publish ? "publishing to" : "reading", chans[i]);
 			auth_grant_free(g);
+			srv->metrics.auth403++;
 			return 403;
 		}
 	return 0;

@@ -424,6 +424,17 @@ static int http_on_request(struct lws *wsi, struct http_req *r, const char *path
 			http_expect_body(wsi, r);
 		} else
 			http_method_not_allowed(wsi, r, "GET, HEAD, POST", path);
+	} else if (!strcmp(path, "/metrics")) {
+		if (method == LWSHUMETH_GET) {
+			size_t mlen;
+			char *text = metrics_render(server_of(wsi), &mlen);
+			if (text)
+				http_answer_raw(wsi, r, 200, "text/plain; version=0.0.4; charset=utf-8", text, mlen);
+			else
+				http_error(wsi, r, 500, "out of memory");
+			free(text);
+		} else
+			http_method_not_allowed(wsi, r, "GET, HEAD", path);
 	} else if (!strcmp(path, "/healthz")) {
 		if (method == LWSHUMETH_GET)
 			http_health(wsi, r);

@@ -94,13 +94,45 @@ void hub_leave(struct server *srv, struct hub_sub *sub)
 	}
 }
 
+/* A publish on its way to the broker: times it and counts the outcome. */
+struct hub_pub {
+	struct server *srv;
+	broker_done_fn *done;
+	void *arg;
+	uint64_t t0;
+};
+
+static void hub_on_published(void *arg, const char *err, const struct broker_pos *pos)
+{
+	struct hub_pub *p = arg;
+	struct metrics *m = &p->srv->metrics;
+
+	if (!err && !pos->duplicate) {
+		m->published++;
+		metrics_publish_latency(p->srv, uv_hrtime() - p->t0);
+	} else if (err && !pos)
+		m->publish_refused++;
+	p->done(p->arg, err, pos);
+	free(p);
+}
+
 int hub_publish(struct server *srv, const struct env_pub *pub, int64_t ts,
 		broker_done_fn *done, void *arg, const char **why)
 {
+	struct hub_pub *p;
+
 	*why = srv->broker ? broker_status(srv->broker) : "server shutting down";
-	if (*why)
+	if (!*why && !(p = malloc(sizeof *p)))
+		*why = "out of memory";
+	if (*why) {
+		srv->metrics.publish_refused++;
 		return -1;
-	broker_publish(srv->broker, pub, ts, done, arg);
+	}
+	p->srv = srv;
+	p->done = done;
+	p->arg = arg;
+	p->t0 = uv_hrtime();
+	broker_publish(srv->broker, pub, ts, hub_on_published, p);
 	return 0;
 }
 

@@ -69,6 +69,7 @@ int limits_conn_open(struct server *srv, int fd)
 	fd_peer(fd, ip);
 	l->pending = NULL;
 	if (cfg->max_conns && l->nconns >= cfg->max_conns) {
+		srv->metrics.conn_refused++;
 		if (!l->full_warned++)
 			log_warn("limits", "connection refused: %u connections open (--max-connections)", l->nconns);
 		return -1;
@@ -81,6 +82,7 @@ int limits_conn_open(struct server *srv, int fd)
 		}
 	}
 	if (cfg->max_conns_per_ip && c->n >= cfg->max_conns_per_ip) {
+		srv->metrics.conn_refused++;
 		if (!c->warned++)
 			log_warn("limits", "connection refused: %u connections from %s (--max-connections-per-ip)",
 				 c->n, ip);
@@ -164,6 +166,7 @@ int limits_publish(struct server *srv, const char *who, double *retry_s)
 		return 0;
 	}
 	*retry_s = (1.0 - b->tokens) / cfg->publish_rate;
+	srv->metrics.rate_limited++;
 	return -1;
 }
 

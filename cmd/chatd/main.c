@@ -56,6 +56,7 @@ static void usage(FILE *f)
 		"                            * for any) use chatd; repeatable (default: own origin)\n"
 		"      --ping-interval SECONDS  ping an idle WebSocket after this long, close it\n"
 		"                            after twice as long without an answer (default 30)\n"
+		"      --log-format text|json  log lines as text (default) or JSON objects\n"
 		"  -v, --verbose             log connections and requests too\n"
 		"  -q, --quiet               log errors only\n"
 		"  -h, --help                show this help\n"
@@ -159,10 +160,14 @@ static void on_broker_state(void *ud, int up, const char *why)
 {
 	struct server *srv = ud;
 
-	if (up)
+	if (up) {
 		log_info("broker", "%s is up", srv->broker ? srv->broker->name : "broker");
-	else
+		srv->metrics.reconnects += srv->broker_was_down;
+		srv->broker_was_down = 0;
+	} else {
 		log_error("broker", "%s", why ? why : "down");
+		srv->broker_was_down = 1;
+	}
 }
 
 static const struct broker_events broker_events = {
@@ -170,6 +175,16 @@ static const struct broker_events broker_events = {
 	.ready = hub_ready,
 	.state = on_broker_state,
 };
+
+static void on_usr1(uv_signal_t *sig, int signum)
+{
+	metrics_status(sig->data);
+}
+
+static void on_status_timer(uv_timer_t *t)
+{
+	metrics_status(t->data);
+}
 
 static void server_finish(struct server *srv)
 {
@@ -186,6 +201,8 @@ static void server_finish(struct server *srv)
 	for (int i = 0; i < 2; i++)
 		uv_close((uv_handle_t *)&srv->sig[i], NULL);
 	uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+	uv_close((uv_handle_t *)&srv->usr1, NULL);
+	uv_close((uv_handle_t *)&srv->status_timer, NULL);
 }
 
 static void on_stop_timer(uv_timer_t *t)
@@ -235,6 +252,7 @@ int main(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 'c' },
 		{ "tls-key", required_argument, NULL, 'k' },
 		{ "allow-origin", required_argument, NULL, 'O' },
+		{ "log-format", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -319,6 +337,13 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'N': no_auth = 1; break;
+		case 'F':
+			if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
+				fprintf(stderr, "chatd: --log-format: want text or json\n");
+				return EX_USAGE;
+			}
+			log_set_format(strcmp(optarg, "json") ? LOG_TEXT : LOG_JSON);
+			break;
 		case 'c': tls_cert = optarg; break;
 		case 'k': tls_key = optarg; break;
 		case 'O': {
@@ -475,6 +500,17 @@ int main(int argc, char **argv)
 	uv_timer_init(&loop, &srv.stop_timer);
 	srv.stop_timer.data = &srv;
 	limits_init(&srv);
+	/* A status line on SIGUSR1, and every 10 s at -v. */
+	srv.metrics.status_at = uv_now(&loop);
+	uv_signal_init(&loop, &srv.usr1);
+	srv.usr1.data = &srv;
+	uv_signal_start(&srv.usr1, on_usr1, SIGUSR1);
+	uv_unref((uv_handle_t *)&srv.usr1);
+	uv_timer_init(&loop, &srv.status_timer);
+	srv.status_timer.data = &srv;
+	if (verbosity >= LOGL_DEBUG)
+		uv_timer_start(&srv.status_timer, on_status_timer, 10000, 10000);
+	uv_unref((uv_handle_t *)&srv.status_timer);
 
 	log_info("chatd", "listening on %s%s broker=%s auth=%s max-message=%zu history=%zu history-ttl=%us version=%s",
 		 cfg.unix_path ? "" : cfg.tls ? "https://" : "http://", cfg.listen, srv.broker->name,

@@ -32,6 +32,16 @@ struct chatd_config {
 	int tls;                              /* --tls-cert: https and wss */
 };
 
+/* metrics.c: counters for /metrics and the status line. */
+#define METRICS_LAT_BUCKETS 14
+struct metrics {
+	uint64_t published, publish_refused, delivered, bytes_out, slow, auth401, auth403;
+	uint64_t rate_limited, conn_refused, reconnects, replays, gaps;
+	uint64_t lat_bucket[METRICS_LAT_BUCKETS], lat_count;
+	double lat_sum;
+	uint64_t status_at, status_published, status_delivered; /* at the last status line */
+};
+
 /* limits.c: the counters behind the caps (see chatd(1), LIMITS). */
 struct limits {
 	unsigned nconns, full_warned;
@@ -59,6 +69,10 @@ struct server {
 	uv_timer_t stop_timer;
 	uint64_t stop_deadline;
 	struct limits limits;
+	struct metrics metrics;
+	uv_signal_t usr1;
+	uv_timer_t status_timer;
+	int broker_was_down;
 };
 
 /* lws protocol callbacks */
@@ -84,6 +98,13 @@ void limits_init(struct server *srv);
 /* The client's address, IPv4 without the v4-mapped prefix. */
 void limits_peer(struct lws *wsi, char ip[48]);
 void limits_free(struct server *srv);
+
+/* metrics.c */
+void metrics_publish_latency(struct server *srv, uint64_t ns);
+/* The Prometheus text, malloc'd. */
+char *metrics_render(struct server *srv, size_t *len);
+/* Log one status line: connections, rates since the last one, broker state. */
+void metrics_status(struct server *srv);
 
 /* authz.c: may this request (token from body_token, else the Authorization header, else
  * ?token=) publish to (publish = 1) or read every one of chans? Returns 0 with g filled

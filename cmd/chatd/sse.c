@@ -72,6 +72,8 @@ static size_t sse_event(struct ws_sess *s, struct hub_msg *m, char *out)
 			t = "message", q = t + 7;
 		n += (size_t)sprintf(out + n, "event: %.*s\n", (int)(q - t), t);
 	} else if ((sub = sse_sub_of(s, payload, m->len))) {
+		s->srv->metrics.delivered++;
+		s->srv->metrics.bytes_out += m->len;
 		sub->sent_seq = m->seq;
 		strcpy(sub->sent_epoch, m->epoch);
 		n += (size_t)sprintf(out + n, "id: ");

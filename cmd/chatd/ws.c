@@ -56,6 +56,7 @@ static size_t ws_queue_bytes(const struct ws_sess *s)
 
 static void ws_too_slow(struct ws_sess *s)
 {
+	s->srv->metrics.slow++;
 	log_warn("ws", "subscriber too slow, disconnecting peer=%s queued=%u bytes=%zu", s->peer,
 		 s->qlen, s->qbytes);
 	ws_drop_queue(s); /* the close goes out next, not after everything unread */
@@ -248,6 +249,7 @@ static void ws_sub_read(struct ws_sess *s, unsigned idx, uint64_t since, size_t 
 	}
 	rd->link = s->link;
 	rd->idx = idx;
+	s->srv->metrics.replays++;
 	s->link->reads++;
 	broker_history(s->srv->broker, hub_chan_name(s->subs[idx].hub.chan), since, limit,
 		       ws_on_history, rd);
@@ -257,7 +259,10 @@ static void ws_send_gap(struct ws_sess *s, const struct ws_sub *sub,
 			const struct broker_history *h)
 {
 	char frame[400];
-	int n = snprintf(frame, sizeof frame,
+	int n;
+
+	s->srv->metrics.gaps++;
+	n = snprintf(frame, sizeof frame,
 			 "{\"type\":\"gap\",\"chan\":\"%s\",\"asked\":{\"since\":%llu,\"epoch\":\"%s\"},"
 			 "\"available\":{\"first\":%llu,\"last\":%llu,\"epoch\":\"%s\"}}",
 			 hub_chan_name(sub->hub.chan), (unsigned long long)sub->seq, sub->epoch,
@@ -706,6 +711,10 @@ static int ws_on_writable(struct ws_sess *s, struct lws *wsi)
 	while (s->qlen && budget-- && !lws_send_pipe_choked(wsi)) {
 		struct hub_msg *m = sess_pop(s);
 
+		if (m->seq) {
+			s->srv->metrics.delivered++;
+			s->srv->metrics.bytes_out += m->len;
+		}
 		if (lws_write(wsi, hub_msg_payload(m), m->len, LWS_WRITE_TEXT) < (int)m->len) {
 			hub_msg_unref(m);
 			return -1;
