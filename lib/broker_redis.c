@@ -75,6 +75,7 @@ struct rbroker {
 	uv_timer_t tick;
 	uint64_t rng; /* xorshift state for backoff jitter */
 	char hb_chan[48]; /* this node's heartbeat channel: a space keeps it apart from any chan */
+	char pub_sha[41]; /* the publish script, once SCRIPT LOADed: publishes send EVALSHA */
 	int hb_subscribed;
 	int up, closing, open_handles;
 	char addr[120]; /* host:port or socket path, for messages */
@@ -90,6 +91,7 @@ struct pubreq {
 	unsigned replies;        /* still to come */
 	const char *err;         /* set by the script's reply */
 	int conflict;            /* err is a key conflict: pos is the original's */
+	int not_run;             /* the script did not run (NOSCRIPT) */
 	char errbuf[160];
 	struct broker_pos pos;
 };
@@ -229,6 +231,25 @@ static void on_auth(redisAsyncContext *ac, void *r, void *priv)
 	}
 }
 
+static const char publish_lua[];
+
+static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct rbroker *rb = priv;
+	redisReply *reply = r;
+
+	if (reply && rb->cmd.ac == ac && reply->type == REDIS_REPLY_STRING && reply->len == 40)
+		memcpy(rb->pub_sha, reply->str, 41);
+}
+
+/* Publishes go as EVAL (the whole script) until Redis has it cached, then as EVALSHA:
+ * 40 bytes on the wire instead of the script, and no hashing of it per publish. */
+static void rb_load_script(struct rbroker *rb)
+{
+	rb->pub_sha[0] = '\0';
+	redisAsyncCommand(rb->cmd.ac, on_script_loaded, rb, "SCRIPT LOAD %s", publish_lua);
+}
+
 static void on_ready(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
@@ -249,6 +270,8 @@ static void on_ready(redisAsyncContext *ac, void *r, void *priv)
 	uv_timer_stop(&c->timer);
 	if (c == &c->rb->sub)
 		sub_resubscribe(c->rb);
+	else
+		rb_load_script(c->rb);
 	rb_report(c->rb);
 }
 
@@ -464,7 +487,14 @@ static void on_published(redisAsyncContext *ac, void *r, void *priv)
 	el = reply ? reply->element : NULL;
 	if (!reply)
 		pubreq_fail(req, "not confirmed: lost the connection to redis before it answered; the message may still be delivered");
-	else if (reply->type == REDIS_REPLY_ERROR) {
+	else if (reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "NOSCRIPT", 8)) {
+		/* The script cache was flushed: nothing ran. Load it again; this one is refused
+		 * as not accepted, so a retry is safe. */
+		if (req->conn->rb->pub_sha[0] && req->conn->ac == ac)
+			rb_load_script(req->conn->rb);
+		pubreq_fail(req, "redis lost chatd's publish script (SCRIPT FLUSH?); it is being loaded again");
+		req->not_run = 1;
+	} else if (reply->type == REDIS_REPLY_ERROR) {
 		snprintf(req->errbuf, sizeof req->errbuf, "%s", reply->str);
 		pubreq_fail(req, req->errbuf);
 	} else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
@@ -542,8 +572,8 @@ static void rb_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 	snprintf(nbuf, sizeof nbuf, "%zu", rb->cfg.history);
 	snprintf(ttlbuf, sizeof ttlbuf, "%llu", (unsigned long long)rb->cfg.history_ttl_s * 1000);
 	snprintf(winbuf, sizeof winbuf, "%llu", (unsigned long long)rb->cfg.key_window_s * 1000);
-	argv[argc++] = "EVAL";
-	argv[argc++] = publish_lua;
+	argv[argc++] = rb->pub_sha[0] ? "EVALSHA" : "EVAL";
+	argv[argc++] = rb->pub_sha[0] ? rb->pub_sha : publish_lua;
 	argv[argc++] = keyed ? "3" : "2";
 	argv[argc++] = meta;
 	argv[argc++] = log;

@@ -46,3 +46,17 @@ load helpers
 	run grep -c '^{' "$BG_OUT"
 	[ "$output" = 1 ]
 }
+
+@test "publishes use the cached script (EVALSHA); after SCRIPT FLUSH one publish is refused 503 and the next works" {
+	start_redis
+	start_chatd -r "$REDIS_URL"
+	wait_healthy "$CHATD_URL"
+	post '{"chan":"s","msg":1}' >/dev/null
+	run redis-cli -p "$REDIS_PORT" info commandstats
+	[[ "$output" == *cmdstat_evalsha:calls=* ]]
+	redis-cli -p "$REDIS_PORT" script flush >/dev/null
+	run post '{"chan":"s","msg":2}'
+	[[ "$output" == '503 {"ok":false,"error":"message not acknowledged, try again: redis lost chatd'\''s publish script (SCRIPT FLUSH?); it is being loaded again"}' ]]
+	run post '{"chan":"s","msg":3}'
+	[[ "$output" == '200 {"ok":true,"chan":"s","seq":2,'* ]]
+}
