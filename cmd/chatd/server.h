@@ -13,6 +13,9 @@
 #include "url.h"
 
 #define CHATD_MAX_QUEUE 4096 /* messages queued for one subscriber before it is cut off */
+/* lws keeps a receive buffer of this size in every WebSocket connection: small, since
+ * most connections only subscribe; larger messages arrive in pieces ws.c joins. */
+#define WS_RX_BUFFER 512
 
 struct chatd_config {
 	char listen[300];      /* as given, for logs */
