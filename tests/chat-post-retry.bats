@@ -308,10 +308,10 @@ K2 503 refused" ]
 	[[ "$output" == *'": it is longer than 100 characters' ]]
 	run chat-post --key one -c bad hello world
 	[ "$status" -eq 64 ]
-	[ "$output" = "chat-post: --key names one message: give exactly one MSG argument" ]
+	[ "$output" = "chat-post: --key names one message: give exactly one MSG argument (or --file)" ]
 	run chat-post --key one -c bad <<<"from stdin"
 	[ "$status" -eq 64 ]
-	[ "$output" = "chat-post: --key names one message: give exactly one MSG argument" ]
+	[ "$output" = "chat-post: --key names one message: give exactly one MSG argument (or --file)" ]
 	run stored bad
 	[ "$output" = "" ]
 	# the limits themselves are fine

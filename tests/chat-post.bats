@@ -188,11 +188,11 @@ via-env" ]
 	[ "$output" = "chat-post (chatd) 0.1.0" ]
 	run chat-post --help
 	[ "$status" -eq 0 ]
-	[ "${lines[0]}" = "usage: chat-post [-jv] [-u URL] [-c CHAN] [--retry N] [--key KEY] [MSG ...]" ]
+	[ "${lines[0]}" = "usage: chat-post [-jkv] [-u URL] [-c CHAN] [--retry N] [--key KEY] [--token T] [MSG ...]" ]
 	[[ "$output" == *"--json"* ]]
 	run chat-post -h
 	[ "$status" -eq 0 ]
 	run chat-post --bogus
 	[ "$status" -eq 64 ]
-	[ "${lines[1]}" = "usage: chat-post [-jv] [-u URL] [-c CHAN] [--retry N] [--key KEY] [MSG ...]" ]
+	[ "${lines[1]}" = "usage: chat-post [-jkv] [-u URL] [-c CHAN] [--retry N] [--key KEY] [--token T] [MSG ...]" ]
 }

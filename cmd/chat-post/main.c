@@ -28,7 +28,8 @@ static int status; /* 0, or the most serious failure so far (see raise_status) *
 
 static void usage(FILE *f, int code)
 {
-	fputs("usage: chat-post [-jv] [-u URL] [-c CHAN] [--retry N] [--key KEY] [MSG ...]\n", f);
+	fputs("usage: chat-post [-jkv] [-u URL] [-c CHAN] [--retry N] [--key KEY] [--token T] [MSG ...]\n"
+	      "       chat-post [-jkv] [-u URL] [-c CHAN] [options] --file FILE\n", f);
 	if (f == stdout)
 		fputs("Publish each MSG, or else each line of standard input, to a chatd channel.\n"
 		      "\n"
@@ -40,6 +41,10 @@ static void usage(FILE *f, int code)
 		      "                    times (0 to 1000, default 0); never stored twice\n"
 		      "      --key KEY     the idempotency key of the one MSG (default: a fresh one\n"
 		      "                    per message, with --retry)\n"
+		      "  -f, --file FILE   post the whole of FILE (- for standard input) as one message\n"
+		      "  -t, --token T     authenticate with token T (default: $CHAT_TOKEN)\n"
+		      "      --cacert FILE trust the certificate authorities in FILE for https\n"
+		      "  -k, --insecure    do not check the server's certificate\n"
 		      "  -h, --help        show this help and exit\n"
 		      "      --version     show the version and exit\n",
 		      f);
@@ -159,6 +164,43 @@ static void publish_lines(struct poster *p, FILE *in)
 	free(line);
 }
 
+/* The whole file is one message (a JSON value with -j, else text). */
+static void publish_file(struct poster *p, const char *path)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	char *buf = NULL;
+	size_t len = 0, cap = 0, r;
+
+	if (!f) {
+		fprintf(stderr, "chat-post: %s: %s\n", path, strerror(errno));
+		raise_status(EX_NOINPUT);
+		return;
+	}
+	do {
+		if (len + 65536 > cap) {
+			char *nb = realloc(buf, cap = 2 * cap + 65536);
+			if (!nb) {
+				fprintf(stderr, "chat-post: %s: out of memory\n", path);
+				raise_status(EX_SOFTWARE);
+				goto out;
+			}
+			buf = nb;
+		}
+		r = fread(buf + len, 1, cap - len, f);
+		len += r;
+	} while (r > 0);
+	if (ferror(f)) {
+		fprintf(stderr, "chat-post: %s: %s\n", path, strerror(errno));
+		raise_status(EX_IOERR);
+		goto out;
+	}
+	publish(p, "file", 1, buf ? buf : "", len);
+out:
+	free(buf);
+	if (f != stdin)
+		fclose(f);
+}
+
 int main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
@@ -170,17 +212,26 @@ int main(int argc, char *argv[])
 		{ "version", no_argument, NULL, 'V' },
 		{ "retry", required_argument, NULL, 'R' },
 		{ "key", required_argument, NULL, 'K' },
+		{ "file", required_argument, NULL, 'f' },
+		{ "token", required_argument, NULL, 't' },
+		{ "cacert", required_argument, NULL, 'C' },
+		{ "insecure", no_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *url_text = cli_env("CHAT_URL", CHAT_URL_DEFAULT), *why;
+	const char *url_text = cli_env("CHAT_URL", CHAT_URL_DEFAULT), *why, *file = NULL;
+	struct poster_opts opts = { .token = cli_env("CHAT_TOKEN", NULL) };
 	char err[512], base[1024];
 	struct poster *p;
 	struct url url;
 	int c;
 
 	chan = cli_env("CHAT_CHAN", CHAN_DEFAULT);
-	while ((c = getopt_long(argc, argv, "u:c:jvh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "u:c:jvhf:t:k", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'f': file = optarg; break;
+		case 't': opts.token = optarg; break;
+		case 'C': opts.cacert = optarg; break;
+		case 'k': opts.insecure = 1; break;
 		case 'u': url_text = optarg; break;
 		case 'c': chan = optarg; break;
 		case 'j': json_mode = 1; break;
@@ -206,10 +257,16 @@ int main(int argc, char *argv[])
 	}
 	/* One key is one message: a second message under it would be taken for a retry of the
 	 * first and refused (422), or worse, not published at all. */
-	if (fixed_key && argc - optind != 1) {
-		fprintf(stderr, "chat-post: --key names one message: give exactly one MSG argument\n");
+	if (file && optind < argc) {
+		fprintf(stderr, "chat-post: --file is the message: give no MSG argument with it\n");
 		return EX_USAGE;
 	}
+	if (fixed_key && argc - optind != !file) {
+		fprintf(stderr, "chat-post: --key names one message: give exactly one MSG argument (or --file)\n");
+		return EX_USAGE;
+	}
+	if (opts.token && !opts.token[0])
+		opts.token = NULL;
 	if (url_parse(url_text, &url, err, sizeof err)) {
 		fprintf(stderr, "chat-post: %s\n", err);
 		return EX_USAGE;
@@ -229,13 +286,15 @@ int main(int argc, char *argv[])
 	}
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	p = poster_new(base, err, sizeof err);
+	p = poster_new(base, &opts, err, sizeof err);
 	if (!p) {
 		fprintf(stderr, "chat-post: %s\n", err);
 		curl_global_cleanup();
 		return EX_SOFTWARE;
 	}
-	if (optind < argc)
+	if (file)
+		publish_file(p, file);
+	else if (optind < argc)
 		for (int i = optind; i < argc; i++)
 			publish(p, "argument", i - optind + 1, argv[i], strlen(argv[i]));
 	else

@@ -46,10 +46,11 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 	return add;
 }
 
-struct poster *poster_new(const char *base, char *err, size_t errlen)
+struct poster *poster_new(const char *base, const struct poster_opts *o, char *err, size_t errlen)
 {
 	struct poster *p = calloc(1, sizeof *p);
 	size_t n = strlen(base);
+	char *auth = NULL;
 
 	if (p) {
 		p->url = malloc(n + 2);
@@ -61,6 +62,16 @@ struct poster *poster_new(const char *base, char *err, size_t errlen)
 		if (p->headers && !curl_slist_append(p->headers, "Expect:")) {
 			curl_slist_free_all(p->headers);
 			p->headers = NULL;
+		}
+		if (p->headers && o->token) { /* never printed, not even at -v */
+			auth = malloc(strlen(o->token) + 32);
+			if (auth)
+				sprintf(auth, "Authorization: Bearer %s", o->token);
+			if (!auth || !curl_slist_append(p->headers, auth)) {
+				curl_slist_free_all(p->headers);
+				p->headers = NULL;
+			}
+			free(auth);
 		}
 	}
 	if (!p || !p->url || !p->buf || !p->curl || !p->headers) {
@@ -81,6 +92,12 @@ struct poster *poster_new(const char *base, char *err, size_t errlen)
 	curl_easy_setopt(p->curl, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(p->curl, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(p->curl, CURLOPT_TIMEOUT, 60L);
+	if (o->cacert)
+		curl_easy_setopt(p->curl, CURLOPT_CAINFO, o->cacert);
+	if (o->insecure) {
+		curl_easy_setopt(p->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(p->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
 	return p;
 }
 

@@ -25,8 +25,16 @@ struct post_reply {
 
 struct poster;
 
-/* base is "http://host:port/prefix" as url_http_base makes it. */
-struct poster *poster_new(const char *base, char *err, size_t errlen);
+/* How to reach the server: a token sent as "Authorization: Bearer" (NULL for none), a CA
+ * file for https (NULL: the system's), and whether to skip certificate checks. */
+struct poster_opts {
+	const char *token;
+	const char *cacert;
+	int insecure;
+};
+
+/* base is "http://host:port/prefix" (or https) as url_http_base makes it. */
+struct poster *poster_new(const char *base, const struct poster_opts *o, char *err, size_t errlen);
 
 /* POST one request body ({"chan":...,"msg":...}) and wait for the answer. A key (NULL for
  * none; at most RETRY_KEY_MAX characters) goes in an Idempotency-Key header, so the
