@@ -119,7 +119,7 @@ static void hub_on_published(void *arg, const char *err, const struct broker_pos
 int hub_publish(struct server *srv, const struct env_pub *pub, int64_t ts,
 		broker_done_fn *done, void *arg, const char **why)
 {
-	struct hub_pub *p;
+	struct hub_pub *p = NULL;
 
 	*why = srv->broker ? broker_status(srv->broker) : "server shutting down";
 	if (!*why && !(p = malloc(sizeof *p)))
