@@ -73,6 +73,9 @@ struct broker_config {
 	unsigned history_ttl_s;
 	unsigned key_window_s;
 	unsigned replicas;
+	/* Redis only: find the master through these sentinels ("host:port,..."), under this
+	 * master name; the URL then only gives credentials and the database. NULL: none. */
+	const char *sentinels, *sentinel_master;
 };
 
 struct broker_ops {

@@ -19,7 +19,12 @@
  * subscriber connection is proven end to end, through pub/sub itself, without a PING
  * in subscribe mode (whose reply hiredis 0.14 cannot route). When nothing has come back
  * for DEAD_MS, the connection is dropped, which fails its pending publishes (503) and
- * reconnects. */
+ * reconnects.
+ *
+ * With Sentinel, the master's address comes from sentinel.c: nothing connects until it
+ * is known; both connections first ask ROLE and give up on an instance that is not the
+ * master; any connection failure (and a READONLY answer) asks the sentinels again; and a
+ * new address (a +switch-master, or a fresh answer) moves both connections to it. */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -30,7 +35,9 @@
 
 #include "broker.h"
 #include "chan.h"
+#include "log.h"
 #include "redis_uv.h"
+#include "sentinel.h"
 #include "strmap.h"
 #include "url.h"
 
@@ -76,6 +83,8 @@ struct rbroker {
 	uint64_t rng; /* xorshift state for backoff jitter */
 	char hb_chan[48]; /* this node's heartbeat channel: a space keeps it apart from any chan */
 	char pub_sha[41]; /* the publish script, once SCRIPT LOADed: publishes send EVALSHA */
+	struct sentinel *sentinel; /* NULL unless --sentinel */
+	int have_master;           /* with Sentinel: url.host/port is an answer */
 	int hb_subscribed;
 	int up, closing, open_handles;
 	char addr[120]; /* host:port or socket path, for messages */
@@ -116,6 +125,13 @@ static void rb_report(struct rbroker *rb)
 		rb->base.ev->state(rb->base.ud, up, why);
 }
 
+/* With Sentinel, every connection failure may mean the master moved. */
+static void rb_ask_sentinels(struct rbroker *rb)
+{
+	if (rb->sentinel && !rb->closing)
+		sentinel_resolve(rb->sentinel);
+}
+
 static void rconn_retry_later(struct rconn *c)
 {
 	unsigned shift = c->attempt < 16 ? c->attempt : 16;
@@ -131,6 +147,7 @@ static void rconn_retry_later(struct rconn *c)
 	delay = delay / 2 + c->rb->rng % (delay / 2 + 1); /* equal jitter */
 	c->attempt++;
 	uv_timer_start(&c->timer, rconn_on_timer, delay, 0);
+	rb_ask_sentinels(c->rb);
 }
 
 static void rconn_set_why(struct rconn *c, const char *what, const char *detail)
@@ -189,17 +206,25 @@ static void sub_send(struct rbroker *rb, const char *verb, const char *chan)
 		redisAsyncCommand(rb->sub.ac, on_sub_message, rb, "%s %s", verb, chan);
 }
 
-/* After (re)connecting: subscribe every wanted channel, forget the unwanted. */
-static void sub_resubscribe(struct rbroker *rb)
+/* Subscribe every wanted channel not subscribed yet and forget the unwanted, but only
+ * while both connections are up. A channel's ready() makes the server read from the
+ * history what its subscribers missed while it was not subscribed, and that read goes
+ * through the command connection: after an outage the two connections come back in
+ * either order (they back off independently), and a subscription made while the command
+ * connection is still down would fail that read and leave the hole unfilled. */
+static void sub_sync(struct rbroker *rb)
 {
 	const char *name;
 	void *v;
 	char **gone = NULL;
 	size_t ngone = 0;
 
-	sub_send(rb, "SUBSCRIBE", rb->hb_chan);
+	if (!rb->sub.up || !rb->cmd.up)
+		return;
 	for (size_t i = 0; (i = strmap_next(&rb->chans, i, &name, &v));) {
 		struct rchan *ch = v;
+		if (ch->state != RCHAN_NONE)
+			continue;
 		if (ch->wanted) {
 			sub_send(rb, "SUBSCRIBE", name);
 			ch->state = RCHAN_SUBSCRIBED;
@@ -250,13 +275,29 @@ static void rb_load_script(struct rbroker *rb)
 	redisAsyncCommand(rb->cmd.ac, on_script_loaded, rb, "SCRIPT LOAD %s", publish_lua);
 }
 
+/* Sentinel's answer can be stale: a connection only serves a master. */
+static void on_role(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply *reply = r;
+	struct rconn *c = priv;
+
+	if (!reply || c->ac != ac || c->refused)
+		return;
+	if (reply->type != REDIS_REPLY_ARRAY || !reply->elements ||
+	    reply->element[0]->type != REDIS_REPLY_STRING || strcmp(reply->element[0]->str, "master")) {
+		rconn_set_why(c, "refused", "not the master (ROLE); asking the sentinels again");
+		c->refused = 1;
+		redisAsyncDisconnect(ac);
+	}
+}
+
 static void on_ready(redisAsyncContext *ac, void *r, void *priv)
 {
 	redisReply *reply = r;
 	struct rconn *c = priv;
 
-	if (!reply || c->ac != ac)
-		return;
+	if (!reply || c->ac != ac || c->refused)
+		return; /* refused: an AUTH error is already closing it, whatever PING says */
 	rconn_heard(c);
 	if (reply->type == REDIS_REPLY_ERROR) {
 		if (!c->refused) /* else the AUTH or SELECT error already says why */
@@ -269,9 +310,10 @@ static void on_ready(redisAsyncContext *ac, void *r, void *priv)
 	c->why[0] = '\0';
 	uv_timer_stop(&c->timer);
 	if (c == &c->rb->sub)
-		sub_resubscribe(c->rb);
+		sub_send(c->rb, "SUBSCRIBE", c->rb->hb_chan);
 	else
 		rb_load_script(c->rb);
+	sub_sync(c->rb); /* once the other connection is up too */
 	rb_report(c->rb);
 }
 
@@ -341,7 +383,8 @@ static void rconn_on_timer(uv_timer_t *t)
 	redisAsyncContext *ac = c->ac;
 
 	if (!ac) { /* backoff over: try again */
-		rconn_connect(c);
+		if (!c->rb->sentinel || c->rb->have_master)
+			rconn_connect(c);
 		return;
 	}
 	if (!c->up)
@@ -380,6 +423,8 @@ static void rconn_connect(struct rconn *c)
 		redisAsyncCommand(ac, on_auth, c, "AUTH %s", u->password);
 	if (u->db && c == &rb->cmd)
 		redisAsyncCommand(ac, on_auth, c, "SELECT %d", u->db);
+	if (rb->sentinel)
+		redisAsyncCommand(ac, on_role, c, "ROLE");
 	redisAsyncCommand(ac, on_ready, c, "PING");
 	uv_timer_start(&c->timer, rconn_on_timer, CONNECT_TIMEOUT_MS, 0);
 }
@@ -493,6 +538,15 @@ static void on_published(redisAsyncContext *ac, void *r, void *priv)
 		if (req->conn->rb->pub_sha[0] && req->conn->ac == ac)
 			rb_load_script(req->conn->rb);
 		pubreq_fail(req, "redis lost chatd's publish script (SCRIPT FLUSH?); it is being loaded again");
+		req->not_run = 1;
+	} else if (reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "READONLY", 8)) {
+		/* A master turned replica (failover): nothing was written. Find the new one. */
+		if (req->conn->ac == ac && req->conn->up) {
+			rconn_set_why(req->conn, "refused", "the instance became a replica (READONLY)");
+			req->conn->up = 0;
+			redisAsyncDisconnect(ac);
+		}
+		pubreq_fail(req, "redis is failing over to another master; not stored");
 		req->not_run = 1;
 	} else if (reply->type == REDIS_REPLY_ERROR) {
 		snprintf(req->errbuf, sizeof req->errbuf, "%s", reply->str);
@@ -705,7 +759,7 @@ static void rb_subscribe(struct broker *b, const char *chan)
 		}
 	}
 	ch->wanted = 1;
-	if (ch->state == RCHAN_NONE && rb->sub.up) {
+	if (ch->state == RCHAN_NONE && rb->sub.up && rb->cmd.up) { /* else sub_sync, see there */
 		sub_send(rb, "SUBSCRIBE", chan);
 		ch->state = RCHAN_SUBSCRIBED;
 	} else if (ch->state == RCHAN_SUBSCRIBED && rb->sub.up && b->ev->ready) {
@@ -812,6 +866,8 @@ static void rb_free(struct broker *b)
 	struct rconn *conns[2] = { &rb->cmd, &rb->sub };
 
 	rb->closing = 1;
+	if (rb->sentinel)
+		sentinel_free(rb->sentinel);
 	for (int i = 0; i < 2; i++) {
 		redisAsyncContext *ac = conns[i]->ac;
 		conns[i]->ac = NULL;
@@ -842,6 +898,57 @@ static void rconn_init(struct rbroker *rb, struct rconn *c, const char *role)
 	rb->open_handles++;
 }
 
+static void rb_set_addr(struct rbroker *rb)
+{
+	if (rb->url.is_unix)
+		snprintf(rb->addr, sizeof rb->addr, "unix:%.100s", rb->url.path);
+	else
+		snprintf(rb->addr, sizeof rb->addr, "%.100s:%d", rb->url.host, rb->url.port);
+	if (rb->sentinel)
+		snprintf(rb->base.name, sizeof rb->base.name, "redis %.60s (master %.32s via sentinel)",
+			 rb->have_master ? rb->addr : "unknown", rb->cfg.sentinel_master);
+	else
+		snprintf(rb->base.name, sizeof rb->base.name, "redis %s", rb->addr);
+}
+
+/* The sentinels name the master: (re)connect both connections there unless they are
+ * already up on it. */
+static void rb_on_master(void *ud, const char *host, int port)
+{
+	struct rbroker *rb = ud;
+	struct rconn *conns[2] = { &rb->cmd, &rb->sub };
+	int same = rb->have_master && !strcmp(rb->url.host, host) && rb->url.port == port;
+
+	if (!same)
+		log_info("broker", "redis master %s is at %s:%d", rb->cfg.sentinel_master, host, port);
+	snprintf(rb->url.host, sizeof rb->url.host, "%s", host);
+	rb->url.port = port;
+	rb->have_master = 1;
+	rb_set_addr(rb);
+	for (int i = 0; i < 2; i++) {
+		struct rconn *c = conns[i];
+		if (same && c->ac)
+			continue; /* connected or connecting there already */
+		if (c->ac) {
+			rconn_drop(c, "the master moved");
+			continue; /* rconn_drop reconnects after a short backoff */
+		}
+		uv_timer_stop(&c->timer);
+		rconn_connect(c);
+	}
+}
+
+static void rb_on_sentinel_error(void *ud, const char *why)
+{
+	struct rbroker *rb = ud;
+
+	if (!rb->have_master) { /* else the connections' own reasons say more */
+		rconn_set_why(&rb->cmd, "no master from the sentinels", why);
+		rconn_set_why(&rb->sub, "no master from the sentinels", why);
+		rb_report(rb);
+	}
+}
+
 struct broker *broker_redis_new(uv_loop_t *loop, const struct redis_url *url,
 				const struct broker_config *cfg, const struct broker_events *ev,
 				void *ud)
@@ -857,11 +964,6 @@ struct broker *broker_redis_new(uv_loop_t *loop, const struct redis_url *url,
 	rb->url = *url;
 	rb->cfg = *cfg;
 	rb->up = -1; /* unknown: the first outcome is reported */
-	if (url->is_unix)
-		snprintf(rb->addr, sizeof rb->addr, "unix:%.100s", url->path);
-	else
-		snprintf(rb->addr, sizeof rb->addr, "%.100s:%d", url->host, url->port);
-	snprintf(rb->base.name, sizeof rb->base.name, "redis %s", rb->addr);
 	rb->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)rb;
 	rb->rng |= 1;
 	snprintf(rb->hb_chan, sizeof rb->hb_chan, "chatd heartbeat %016llx", (unsigned long long)rb->rng);
@@ -872,6 +974,20 @@ struct broker *broker_redis_new(uv_loop_t *loop, const struct redis_url *url,
 	rb->open_handles++;
 	uv_timer_start(&rb->tick, rb_on_tick, TICK_MS, TICK_MS);
 	uv_unref((uv_handle_t *)&rb->tick);
+	if (cfg->sentinels) { /* connect once the sentinels name the master */
+		char err[200];
+		rb->url.is_unix = 0;
+		rb->sentinel = sentinel_new(loop, cfg->sentinels, cfg->sentinel_master, rb_on_master,
+					    rb_on_sentinel_error, rb, err, sizeof err);
+		if (!rb->sentinel) {
+			log_error("broker", "--sentinel: %s", err);
+			rb_free(&rb->base);
+			return NULL;
+		}
+		rb_set_addr(rb);
+		return &rb->base;
+	}
+	rb_set_addr(rb);
 	rconn_connect(&rb->cmd);
 	rconn_connect(&rb->sub);
 	return &rb->base;

@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "hub.h"
 #include "log.h"
+#include "sentinel.h"
 #include "server.h"
 
 #define SHUTDOWN_GRACE_MS 1500
@@ -42,6 +43,8 @@ static void usage(FILE *f)
 		"                            how long a publish's idempotency key is remembered\n"
 		"                            (default 86400; 0: keys are ignored)\n"
 		"      --redis-wait N        acknowledge a publish only once N Redis replicas have it\n"
+		"      --sentinel HOST:PORT[,HOST:PORT...]  find the Redis master through these\n"
+		"      --sentinel-master NAME              Redis Sentinels, by this master name\n"
 		"      --jwt-secret-file FILE  accept JWTs signed (HS256) with the secret in FILE\n"
 		"      --api-key-file FILE   accept the API keys listed in FILE\n"
 		"      --no-auth             serve everyone on a non-loopback address (no tokens)\n"
@@ -253,6 +256,8 @@ int main(int argc, char **argv)
 		{ "tls-key", required_argument, NULL, 'k' },
 		{ "allow-origin", required_argument, NULL, 'O' },
 		{ "log-format", required_argument, NULL, 'F' },
+		{ "sentinel", required_argument, NULL, 's' },
+		{ "sentinel-master", required_argument, NULL, 'm' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -344,6 +349,8 @@ int main(int argc, char **argv)
 			}
 			log_set_format(strcmp(optarg, "json") ? LOG_TEXT : LOG_JSON);
 			break;
+		case 's': cfg.store.sentinels = optarg; break;
+		case 'm': cfg.store.sentinel_master = optarg; break;
 		case 'c': tls_cert = optarg; break;
 		case 'k': tls_key = optarg; break;
 		case 'O': {
@@ -430,8 +437,24 @@ int main(int argc, char **argv)
 		}
 		cfg.use_redis = 1;
 	}
+	if (!cfg.store.sentinels != !cfg.store.sentinel_master) {
+		fprintf(stderr, "chatd: --sentinel and --sentinel-master go together\n");
+		return EX_USAGE;
+	}
+	if (cfg.store.sentinels) {
+		struct sentinel_addr addrs[SENTINEL_MAX_ADDRS];
+		if (sentinel_parse_addrs(cfg.store.sentinels, addrs, SENTINEL_MAX_ADDRS, err, sizeof err) < 0) {
+			fprintf(stderr, "chatd: --sentinel: %s\n", err);
+			return EX_USAGE;
+		}
+		if (cfg.redis.is_unix) {
+			fprintf(stderr, "chatd: --sentinel finds a TCP master: -r may give only credentials and a database, like redis://:PASSWORD@/0\n");
+			return EX_USAGE;
+		}
+		cfg.use_redis = 1;
+	}
 	if (cfg.store.replicas && !cfg.use_redis) {
-		fprintf(stderr, "chatd: --redis-wait needs a Redis broker (-r URL)\n");
+		fprintf(stderr, "chatd: --redis-wait needs a Redis broker (-r URL or --sentinel)\n");
 		return EX_USAGE;
 	}
 	if (!cfg.publish_burst)
@@ -447,7 +470,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (check_bindable(&cfg))
 		return EX_UNAVAILABLE;
-	if (cfg.use_redis && resolve_redis_host(&cfg.redis))
+	if (cfg.use_redis && !cfg.store.sentinels && resolve_redis_host(&cfg.redis))
 		return EX_UNAVAILABLE;
 
 	lws_set_log_level(getenv("CHATD_LWS_DEBUG") ? 0xfff : verbosity >= LOGL_DEBUG ? LLL_ERR | LLL_WARN : LLL_ERR, lws_log_line);
