@@ -5,6 +5,7 @@
  * hole). One hub_msg per message, shared by every queue it sits in. */
 #include "hub.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,10 @@
 struct hub_chan {
 	char name[CHAN_MAX + 1];
 	int ready; /* the broker delivers its live messages */
+	int probed; /* the channel's position was asked for, at its first ready */
+	int known;  /* seq and epoch hold the newest position this node knows */
+	uint64_t seq;
+	char epoch[ENV_EPOCH_MAX + 1];
 	struct hub_sub **subs;
 	unsigned n, cap;
 };
@@ -136,6 +141,32 @@ int hub_publish(struct server *srv, const struct env_pub *pub, int64_t ts,
 	return 0;
 }
 
+/* The channel's newest position on this node: from each message delivered, and from the
+ * history read when it became ready (which covers a channel that stays quiet). */
+static void hub_note_pos(struct hub_chan *c, uint64_t seq, const char *epoch)
+{
+	if (c->known && !strcmp(c->epoch, epoch) && seq <= c->seq)
+		return;
+	c->known = 1;
+	c->seq = seq;
+	snprintf(c->epoch, sizeof c->epoch, "%s", epoch);
+}
+
+struct hub_probe {
+	struct server *srv;
+	char name[CHAN_MAX + 1];
+};
+
+static void hub_on_probe(void *arg, const char *err, const struct broker_history *h)
+{
+	struct hub_probe *p = arg;
+	struct hub_chan *c = err ? NULL : strmap_get(&p->srv->chans, p->name);
+
+	if (c)
+		hub_note_pos(c, h->last, h->epoch);
+	free(p);
+}
+
 void hub_deliver(void *ud, const char *chan, const char *env, size_t len)
 {
 	struct server *srv = ud;
@@ -150,6 +181,8 @@ void hub_deliver(void *ud, const char *chan, const char *env, size_t len)
 		return;
 	}
 	env_pos_of(env, len, &m->seq, m->epoch);
+	if (m->seq)
+		hub_note_pos(c, m->seq, m->epoch);
 	/* Our reference outlives the loop: a session may drop its copy immediately. */
 	for (unsigned i = 0; i < c->n; i++)
 		ws_deliver(c->subs[i], m);
@@ -169,9 +202,24 @@ void hub_ready(void *ud, const char *chan, int ready)
 	if (!c)
 		return;
 	c->ready = ready;
-	if (ready)
-		for (unsigned i = 0; i < c->n; i++)
-			ws_sub_ready(c->subs[i]);
+	if (!ready) {
+		/* A subscription that has had nothing yet is, at this moment, at the channel's
+		 * newest position: from there it catches up when the channel is ready again. */
+		for (unsigned i = 0; c->known && i < c->n; i++)
+			ws_sub_lost(c->subs[i], c->seq, c->epoch);
+		return;
+	}
+	if (!c->probed && srv->broker) {
+		struct hub_probe *p = malloc(sizeof *p);
+		c->probed = 1;
+		if (p) {
+			p->srv = srv;
+			strcpy(p->name, c->name);
+			broker_history(srv->broker, c->name, 0, 1, hub_on_probe, p);
+		}
+	}
+	for (unsigned i = 0; i < c->n; i++)
+		ws_sub_ready(c->subs[i]);
 }
 
 void hub_free(struct server *srv)

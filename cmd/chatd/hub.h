@@ -66,5 +66,8 @@ void ws_deliver(struct hub_sub *sub, struct hub_msg *m);
 /* Implemented by ws.c: the channel of sub became ready (live, after a gap if it was
  * ready before). */
 void ws_sub_ready(struct hub_sub *sub);
+/* Implemented by ws.c: the channel of sub lost its subscription; seq and epoch are the
+ * newest position this node knows in it. */
+void ws_sub_lost(struct hub_sub *sub, uint64_t seq, const char *epoch);
 
 #endif

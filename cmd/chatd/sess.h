@@ -36,6 +36,7 @@ struct ws_sub {
 	char epoch[ENV_EPOCH_MAX + 1];  /* of that message, or asked for */
 	long last_n;                    /* last=N asked: replay the newest N */
 	int check_gap;                  /* the next history page decides whether to notify */
+	int catch_up;                   /* seq was set when the subscription was lost */
 	struct hub_msg **held;
 	unsigned nheld, capheld;
 	uint64_t sent_seq;              /* SSE: last written, for the event id */

@@ -329,6 +329,17 @@ static void ws_on_history(void *arg, const char *err, const struct broker_histor
 	ws_sub_go_live(sub);
 }
 
+void ws_sub_lost(struct hub_sub *hs, uint64_t seq, const char *epoch)
+{
+	struct ws_sub *sub = (struct ws_sub *)hs;
+
+	if (sub->mode != WS_LIVE || sub->seq || sub->catch_up)
+		return; /* it has a position of its own */
+	sub->seq = seq;
+	snprintf(sub->epoch, sizeof sub->epoch, "%s", epoch);
+	sub->catch_up = 1;
+}
+
 void ws_sub_ready(struct hub_sub *hs)
 {
 	struct ws_sub *sub = (struct ws_sub *)hs;
@@ -336,8 +347,9 @@ void ws_sub_ready(struct hub_sub *hs)
 
 	if (s->close_code || sub->mode == WS_REPLAYING)
 		return;
-	if (sub->mode == WS_LIVE && !sub->seq)
+	if (sub->mode == WS_LIVE && !sub->seq && !sub->catch_up)
 		return; /* live from the start, nothing to catch up on */
+	sub->catch_up = 0;
 	/* A resume asked for in the URL, or a channel that is live again after its
 	 * subscription was lost: read what was published since the last message. */
 	if (sub->mode == WS_LIVE)
