@@ -18,15 +18,12 @@
 #define SUB_TICK_US (250 * LWS_US_PER_MS)
 
 /* 100 ms doubling to 5 s, plus up to 20% jitter so that many listeners cut off by one
- * restart do not all come back in the same instant. While connected, a ping after 30 s of
- * silence, and hang up after 70 s, so a server that vanished without a FIN is noticed. */
+ * restart do not all come back in the same instant. */
 static const uint32_t backoff_ms[] = { 100, 200, 400, 800, 1600, 3200, 5000 };
-static const lws_retry_bo_t retry_policy = {
+static const lws_retry_bo_t retry_template = {
 	.retry_ms_table = backoff_ms,
 	.retry_ms_table_count = LWS_ARRAY_SIZE(backoff_ms),
 	.conceal_count = LWS_RETRY_CONCEAL_ALWAYS,
-	.secs_since_valid_ping = 30,
-	.secs_since_valid_hangup = 70,
 	.jitter_percent = 20,
 };
 
@@ -36,14 +33,22 @@ struct subscriber {
 	lws_sorted_usec_list_t retry_sul, tick_sul;
 	struct sub_hooks hooks;
 	int verbosity;
+	/* The backoff, and lws's liveness check: it pings after secs_since_valid_ping without
+	 * a pong, and hangs up at secs_since_valid_hangup. This does work for client
+	 * connections in lws 4.1.6 (tried against a SIGSTOPped chatd); every message received
+	 * counts as a pong too (see sub_heard), so a busy connection is never pinged. */
+	lws_retry_bo_t policy;
 
 	char host[256], host_header[300], *path, *display;
+	char *conn_path; /* path plus the resume query of the current attempt */
 	int port, tls;
 
 	int status;                        /* SUB_CONTINUE while running */
 	volatile sig_atomic_t interrupted;
 	uint16_t retries;                  /* attempts since the last connection */
 	int retry_pending, in_outage, was_connected;
+	int up;                            /* the current connection was established */
+	lws_usec_t heard;                  /* when the server last said anything */
 	int close_code;                    /* from the server's close frame, 0 if none */
 	char close_reason[124];
 
@@ -54,11 +59,22 @@ struct subscriber {
 
 static void sub_connect(lws_sorted_usec_list_t *sul);
 
+/* lws closes a connection that failed its liveness check without telling why; the time
+ * since the server was last heard from does. */
+static int went_silent(const struct subscriber *s)
+{
+	lws_usec_t limit = (lws_usec_t)s->policy.secs_since_valid_hangup * LWS_US_PER_SEC;
+
+	return s->up && limit && lws_now_usecs() - s->heard >= limit - 500 * LWS_US_PER_MS;
+}
+
 /* A human name for how the connection ended. */
 static void loss_reason(struct subscriber *s, const char *err, char *out, size_t outlen)
 {
 	if (err && *err)
 		snprintf(out, outlen, "%s", err);
+	else if (!s->close_code && went_silent(s))
+		snprintf(out, outlen, "no message or pong for %u s", s->policy.secs_since_valid_hangup);
 	else if (s->close_code == LWS_CLOSE_STATUS_GOINGAWAY)
 		snprintf(out, outlen, "server shutting down (close 1001)");
 	else if (s->close_code && s->close_reason[0])
@@ -88,6 +104,7 @@ static void sub_lost(struct subscriber *s, const char *err, int http_status)
 	if (s->status != SUB_CONTINUE || s->interrupted || s->retry_pending)
 		return;
 	loss_reason(s, err, reason, sizeof reason);
+	s->up = 0;
 	if (http_status >= 400 && http_status < 500)
 		snprintf(reason, sizeof reason, "HTTP status %d", http_status);
 	if ((http_status >= 400 && http_status < 500) || is_refusal(s->close_code)) {
@@ -96,7 +113,7 @@ static void sub_lost(struct subscriber *s, const char *err, int http_status)
 		s->status = EX_UNAVAILABLE;
 		return;
 	}
-	delay = lws_retry_get_delay_ms(s->ctx, &retry_policy, &s->retries, &conceal);
+	delay = lws_retry_get_delay_ms(s->ctx, &s->policy, &s->retries, &conceal);
 	if (!s->in_outage && s->verbosity >= SUB_NORMAL)
 		log_warn("chat-listen", "%s url=%s reason=\"%s\"",
 			 s->was_connected ? "connection lost, reconnecting" : "cannot connect, retrying",
@@ -110,25 +127,47 @@ static void sub_lost(struct subscriber *s, const char *err, int http_status)
 	lws_sul_schedule(s->ctx, 0, &s->retry_sul, sub_connect, (lws_usec_t)delay * LWS_US_PER_MS);
 }
 
+/* The subscription path with where to resume, asked afresh for each attempt: positions
+ * move while connected. lws may keep ci.path until the handshake, so it lives in s. */
+static int sub_make_path(struct subscriber *s)
+{
+	const char *q = s->hooks.query ? s->hooks.query(s->hooks.arg) : NULL;
+	size_t len = strlen(s->path) + (q ? strlen(q) : 0) + 1;
+	char *p = malloc(len);
+
+	if (!p)
+		return -1;
+	snprintf(p, len, "%s%s", s->path, q ? q : "");
+	free(s->conn_path);
+	s->conn_path = p;
+	return 0;
+}
+
 static void sub_connect(lws_sorted_usec_list_t *sul)
 {
 	struct subscriber *s = lws_container_of(sul, struct subscriber, retry_sul);
 	struct lws_client_connect_info ci;
 
+	s->retry_pending = 0;
+	if (sub_make_path(s)) {
+		log_error("chat-listen", "out of memory");
+		s->status = EX_SOFTWARE;
+		return;
+	}
 	memset(&ci, 0, sizeof ci);
 	ci.context = s->ctx;
 	ci.address = s->host;
 	ci.port = s->port;
 	ci.ssl_connection = s->tls ? LCCSCF_USE_SSL : 0;
-	ci.path = s->path;
+	ci.path = s->conn_path;
 	ci.host = s->host_header;
 	ci.origin = s->host_header; /* lws sends "Origin: http://" followed by this */
 	ci.local_protocol_name = "chat-listen";
-	ci.retry_and_idle_policy = &retry_policy;
+	ci.retry_and_idle_policy = &s->policy;
 	ci.pwsi = &s->wsi;
-	s->retry_pending = 0;
 	if (s->verbosity >= SUB_VERBOSE)
-		log_info("chat-listen", "connecting url=%s", s->display);
+		log_info("chat-listen", "connecting url=%s%s", s->display,
+			 s->conn_path + strlen(s->path));
 	if (!lws_client_connect_via_info(&ci))
 		sub_lost(s, "cannot start a connection", 0);
 }
@@ -141,6 +180,16 @@ static void sub_connected(struct subscriber *s)
 	s->in_outage = 0;
 	s->was_connected = 1;
 	s->close_code = 0;
+	s->up = 1;
+	s->heard = lws_now_usecs();
+}
+
+/* Anything from the server proves it alive: put off the next ping. */
+static void sub_heard(struct subscriber *s, struct lws *wsi)
+{
+	s->heard = lws_now_usecs();
+	if (s->policy.secs_since_valid_hangup)
+		lws_validity_confirmed(wsi);
 }
 
 /* Put a message together from however many pieces lws hands over, then pass it on. */
@@ -196,7 +245,11 @@ static int sub_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 		sub_connected(s);
 		break;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
+		sub_heard(s, wsi);
 		sub_receive(s, wsi, in, len);
+		break;
+	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+		s->heard = lws_now_usecs(); /* lws itself counts the pong */
 		break;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		s->close_code = len >= 2 ? p[0] << 8 | p[1] : LWS_CLOSE_STATUS_NO_STATUS;
@@ -222,7 +275,8 @@ static const struct lws_protocols sub_protocols[] = {
 };
 
 struct subscriber *sub_new(const struct url *server, const char *path, int verbosity,
-			   const struct sub_hooks *hooks, char *err, size_t errlen)
+			   unsigned ping_secs, const struct sub_hooks *hooks, char *err,
+			   size_t errlen)
 {
 	struct lws_context_creation_info info;
 	struct subscriber *s = calloc(1, sizeof *s);
@@ -236,6 +290,11 @@ struct subscriber *sub_new(const struct url *server, const char *path, int verbo
 	}
 	s->hooks = *hooks;
 	s->verbosity = verbosity;
+	s->policy = retry_template;
+	if (ping_secs) { /* lws wants hangup > ping; both zero turn the check off */
+		s->policy.secs_since_valid_ping = (uint16_t)ping_secs;
+		s->policy.secs_since_valid_hangup = (uint16_t)(2 * ping_secs);
+	}
 	s->status = SUB_CONTINUE;
 	s->port = server->port;
 	s->tls = url_is_tls(server);
@@ -294,6 +353,7 @@ void sub_free(struct subscriber *s)
 	}
 	free(s->msg);
 	free(s->path);
+	free(s->conn_path);
 	free(s->display);
 	free(s);
 }

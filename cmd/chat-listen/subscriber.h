@@ -2,7 +2,9 @@
  *
  * The subscriber owns the event loop. It connects, hands every complete text frame to a
  * hook, and when the connection fails or drops it tries again with capped exponential
- * backoff, saying so once per outage. The hooks decide when to stop. */
+ * backoff, saying so once per outage. Each attempt asks a hook where to resume. A
+ * connection that goes silent (no message and no answer to a ping) counts as dropped.
+ * The hooks decide when to stop. */
 #ifndef CHAT_LISTEN_SUBSCRIBER_H
 #define CHAT_LISTEN_SUBSCRIBER_H
 
@@ -18,14 +20,21 @@ enum sub_verbosity { SUB_QUIET, SUB_NORMAL, SUB_VERBOSE };
 struct sub_hooks {
 	int (*frame)(void *arg, const char *data, size_t len); /* one whole text frame */
 	int (*tick)(void *arg);                                 /* about every 250 ms */
+	/* Query parameters for the next connection attempt ("&since=..."), added to the path;
+	 * NULL or "" for none. */
+	const char *(*query)(void *arg);
 	void *arg;
 };
 
 struct subscriber;
 
-/* path is the request path with its query, as url_ws_path makes it. */
+/* path is the request path with its query, as url_ws_path makes it. With ping_secs > 0,
+ * a ping goes out after ping_secs without a word from the server, and the connection is
+ * dropped (and made again) after twice that; 0 turns this off. At most SUB_PING_MAX. */
+#define SUB_PING_MAX 3600
 struct subscriber *sub_new(const struct url *server, const char *path, int verbosity,
-			   const struct sub_hooks *hooks, char *err, size_t errlen);
+			   unsigned ping_secs, const struct sub_hooks *hooks, char *err,
+			   size_t errlen);
 
 /* Run until a hook returns an exit status, the server refuses the subscription (EX_UNAVAILABLE)
  * or sub_interrupt is called (0). Returns the exit status. */
