@@ -107,15 +107,45 @@ asan:
 asan-test:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
 
+# Fuzzing (tests/fuzz/README): each libFuzzer target is built with clang, together with the
+# lib sources it exercises compiled with the same instrumentation (not libchat.a, which is
+# gcc-built without it), into build/fuzz/; `make fuzz` runs each for FUZZ_SECONDS on a copy
+# of its seed corpus and fails if any crashes. Needs clang and libclang-rt-14-dev.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_CFLAGS  := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined $(WARN)
+FUZZ_LIB     := lib/json.c lib/envelope.c lib/chan.c lib/url.c lib/utf8.c lib/err.c lib/auth.c
+FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: fuzz
+fuzz: $(FUZZ_BINS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-fuzz $(FUZZ_BINS)
+
+$(FUZZ_BINS): $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_LIB) $(wildcard lib/*.h) $(BUILD)/config.mk
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB) $(LIBS_libcjson) $(LIBS_libcrypto)
+
+# Bash completions go where bash-completion's loader looks for them; the systemd unit is an
+# example (its ExecStart pointed at BINDIR), installed as documentation, not enabled.
+COMPDIR ?= $(PREFIX)/share/bash-completion/completions
+DOCDIR  ?= $(PREFIX)/share/doc/chatd
+
 install: $(BINS)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 \
+		$(DESTDIR)$(COMPDIR) $(DESTDIR)$(DOCDIR)
 	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.7 $(DESTDIR)$(MANDIR)/man7/
+	install -m 644 $(TOOLS:%=completions/%) $(DESTDIR)$(COMPDIR)/
+	sed 's|/usr/local/bin/chatd|$(BINDIR)/chatd|' scripts/chatd.service >$(DESTDIR)$(DOCDIR)/chatd.service
+	chmod 644 $(DESTDIR)$(DOCDIR)/chatd.service
 
 uninstall:
 	rm -f $(TOOLS:%=$(DESTDIR)$(BINDIR)/%)
 	rm -f $(TOOLS:%=$(DESTDIR)$(MANDIR)/man1/%.1) $(DESTDIR)$(MANDIR)/man7/chat-protocol.7
+	rm -f $(TOOLS:%=$(DESTDIR)$(COMPDIR)/%) $(DESTDIR)$(DOCDIR)/chatd.service
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 clean:
 	rm -rf build

@@ -330,7 +330,11 @@ int env_msg_parse(const char *frame, size_t len, struct env_msg *m)
 	ts = cJSON_GetObjectItemCaseSensitive(m->root, "ts");
 	m->type = cJSON_IsString(t) ? t->valuestring : NULL;
 	m->chan = cJSON_IsString(c) ? c->valuestring : NULL;
-	m->ts = cJSON_IsNumber(ts) ? (int64_t)ts->valuedouble : 0;
+	/* Like seq: past 2^53 a double is no exact count of milliseconds, and past int64 the
+	 * cast is undefined behaviour. */
+	m->ts = cJSON_IsNumber(ts) && ts->valuedouble >= -9007199254740991.0 &&
+			ts->valuedouble <= 9007199254740991.0
+		? (int64_t)ts->valuedouble : 0;
 	m->msg = cJSON_GetObjectItemCaseSensitive(m->root, "msg");
 	if (!m->type && (!m->chan || !m->msg)) {
 		env_msg_free(m);

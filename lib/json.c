@@ -322,7 +322,9 @@ long json_unescape_short(const char *raw, size_t len, char *out, size_t cap)
 
 	for (size_t i = 0; i < len; i++) {
 		char c = raw[i];
-		if (c == '\\' && i + 1 < len) {
+		if ((unsigned char)c >= 0x80) {
+			c = '?'; /* raw UTF-8 is outside ASCII just as a \u escape of it is */
+		} else if (c == '\\' && i + 1 < len) {
 			char e = raw[++i];
 			const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t", *k = strchr(from, e);
 			if (e == 'u') {

@@ -52,6 +52,10 @@ int url_split_hostport(const char *s, char *host, size_t hostlen, int *port, cha
 	}
 	if ((size_t)(he - hs) >= hostlen)
 		return err_set(err, errlen, "host name too long");
+	/* Brackets only enclose an IPv6 literal: "[[::1]" would make a host that prints as
+	 * an unterminated one. */
+	if (memchr(hs, '[', (size_t)(he - hs)) || memchr(hs, ']', (size_t)(he - hs)))
+		return err_set(err, errlen, "stray '[' or ']' in \"%s\"", s);
 	if (he > hs) {
 		memcpy(host, hs, (size_t)(he - hs));
 		host[he - hs] = '\0';

@@ -3,8 +3,11 @@
 
 char *utf8_printable(char *out, size_t cap, const char *s, size_t len)
 {
-	size_t n = len < cap - 1 ? len : cap - 1;
+	size_t n;
 
+	if (cap == 0) /* no room even for the NUL; cap - 1 would wrap to SIZE_MAX */
+		return out;
+	n = len < cap - 1 ? len : cap - 1;
 	for (size_t i = 0; i < n; i++)
 		out[i] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' ? s[i] : '?';
 	out[n] = '\0';

@@ -836,5 +836,11 @@ int main(void)
 	test_now();
 	test_keys();
 	test_token_sender();
+	{ /* found by fuzz_envelope: a ts past int64 was undefined behaviour */
+		const char *f = "{\"chan\":\"a\",\"ts\":1e19,\"msg\":1}";
+		struct env_msg m;
+		tap_ok(env_msg_parse(f, strlen(f), &m) == 0 && m.ts == 0, "msg: a ts out of range reads as 0");
+		env_msg_free(&m);
+	}
 	return tap_done();
 }

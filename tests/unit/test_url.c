@@ -59,6 +59,9 @@ static const struct url_bad_case url_bad[] = {
 	{ "IPv6 without brackets", "http://::1", "IPv6 addresses need brackets" },
 	{ "unterminated bracket", "http://[::1:80", "unterminated '['" },
 	{ "text after the bracket", "http://[::1]x", "unexpected text after ']'" },
+	/* fuzz_url: the host "[1" printed back by url_http_base as "http://[1:3", no URL. */
+	{ "bracket inside the brackets", "http://[[1]:3/}////", "stray '[' or ']' in \"[[1]:3\"" },
+	{ "bracket inside a host", "http://a]b/", "stray '[' or ']'" },
 };
 
 static void test_url_parse(void)
@@ -175,6 +178,7 @@ static void test_split_hostport(void)
 		int port;
 	} ok[] = {
 		{ "3000", "keep", "keep", 3000 },
+		{ "3000", "", "", 3000 }, /* host left empty: chatd's --listen :PORT, every interface */
 		{ "h:1", "", "h", 1 },
 		{ "h", "", "h", 99 },
 		{ "example.com:65535", "", "example.com", 65535 },
@@ -212,6 +216,8 @@ static void test_split_hostport(void)
 		{ "[::1", "unterminated '['" },
 		{ "[::1]80", "unexpected text after ']'" },
 		{ "[]:80", "missing host" },
+		{ "[[::1]:80", "stray '[' or ']'" },
+		{ "a[b", "stray '[' or ']'" },
 	};
 
 	for (size_t i = 0; i < TAP_ARRAY_LEN(bad); i++) {
@@ -292,6 +298,7 @@ static void test_redis(void)
 		{ "port 0", "redis://h:0", "bad port \"0\"" },
 		{ "port abc", "redis://h:abc", "bad port \"abc\"" },
 		{ "IPv6 without brackets", "redis://::1", "IPv6 addresses need brackets" },
+		{ "bracket inside the brackets", "redis://[[a]:1", "stray '[' or ']'" },
 	};
 
 	for (size_t i = 0; i < TAP_ARRAY_LEN(bad); i++) {

@@ -100,8 +100,23 @@ static const struct utf8_case cases[] = {
 	{ "invalid byte after valid text is still found", "valid text then \xed\xa0\x80", AS_IS, 0 },
 };
 
+/* utf8_printable: printable ASCII but '"' kept, everything else '?', cut to cap - 1. */
+static void test_printable(void)
+{
+	char out[8], zero[1] = { 'x' };
+
+	tap_str_eq(utf8_printable(out, sizeof out, "a\"b\tc", 5), "a?b?c", "utf8_printable masks '\"' and controls");
+	tap_str_eq(utf8_printable(out, sizeof out, "caf\xc3\xa9", 5), "caf??", "utf8_printable masks each non-ASCII byte");
+	tap_str_eq(utf8_printable(out, sizeof out, "0123456789", 10), "0123456", "utf8_printable cuts to cap - 1 bytes");
+	tap_str_eq(utf8_printable(out, 1, "abc", 3), "", "utf8_printable with cap 1 gives \"\"");
+	/* fuzz_utf8: cap 0 used to write len + 1 bytes (cap - 1 wrapped to SIZE_MAX). */
+	tap_ok(utf8_printable(zero, 0, "abc", 3) == zero && zero[0] == 'x',
+	       "utf8_printable with cap 0 writes nothing");
+}
+
 int main(void)
 {
+	test_printable();
 	for (size_t i = 0; i < TAP_ARRAY_LEN(cases); i++) {
 		const struct utf8_case *c = &cases[i];
 		size_t len = c->len == AS_IS ? strlen(c->s) : c->len;
