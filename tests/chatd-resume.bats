@@ -88,3 +88,17 @@ switch_under_load() {
 	start_chatd --redis "$REDIS_URL" --history 5000
 	switch_under_load
 }
+
+@test "a position in an epoch the channel no longer has at all (history lost, nothing new): a gap frame at once" {
+	start_chatd
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws?chan=x&since=x:1:oldepoch" --count 1 --timeout 3
+	[ "${lines[0]}" = '{"type":"gap","chan":"x","asked":{"since":1,"epoch":"oldepoch"},"available":{"first":1,"last":0,"epoch":""}}' ]
+}
+
+@test "a channel name with colons resumes too (since= matches the subscribed name)" {
+	start_chatd
+	for i in 1 2 3; do post "{\"chan\":\"a:b\",\"msg\":$i}" >/dev/null; done
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws?chan=a:b&since=a:b:1" --count 2 --timeout 3
+	[[ "${lines[0]}" == '{"chan":"a:b","seq":2,'* ]]
+	[[ "${lines[1]}" == '{"chan":"a:b","seq":3,'* ]]
+}

@@ -303,8 +303,15 @@ static void ws_on_history(void *arg, const char *err, const struct broker_histor
 	}
 	if (sub->check_gap) {
 		int new_epoch = sub->epoch[0] && h->epoch[0] && strcmp(sub->epoch, h->epoch);
+		/* A position in an epoch, and now the channel has no numbering at all: its
+		 * history was lost (memory broker restarted, Redis flushed) and nothing new came. */
+		int all_lost = sub->epoch[0] && !h->epoch[0] && sub->seq;
 		sub->check_gap = 0;
-		if (new_epoch || (h->epoch[0] && sub->seq + 1 < h->first)) {
+		if (all_lost) {
+			ws_send_gap(s, sub, h);
+			sub->seq = 0;
+			sub->epoch[0] = '\0';
+		} else if (new_epoch || (h->epoch[0] && sub->seq + 1 < h->first)) {
 			ws_send_gap(s, sub, h); /* before anything replayed: never a silent hole */
 			if (new_epoch) { /* the asked position means nothing now: replay this epoch */
 				sub->seq = 0;
@@ -364,15 +371,20 @@ void ws_sub_ready(struct hub_sub *hs)
 static int ws_parse_position(struct ws_sess *s, char names[][CHAN_MAX + 1], int n, char *pos,
 			     int lenient, char *err, size_t errlen)
 {
-	char *seq = strchr(pos, ':'), *epoch, *end;
-	int k;
+	char *seq = NULL, *epoch, *end;
+	int k = -1;
 
-	for (k = 0; seq && k < n && (strlen(names[k]) != (size_t)(seq - pos) ||
-				    strncmp(names[k], pos, (size_t)(seq - pos))); k++)
-		;
-	if (seq && k == n && lenient)
+	/* The longest subscribed name followed by ':' (a name may itself hold colons). */
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(names[i]);
+		if (!strncmp(pos, names[i], len) && pos[len] == ':' && (k < 0 || len > strlen(names[k]))) {
+			k = i;
+			seq = pos + len;
+		}
+	}
+	if (k < 0 && lenient)
 		return 0;
-	if (!seq || k == n) {
+	if (k < 0) {
 		snprintf(err, errlen, "since must be CHAN:SEQ[:EPOCH] for a subscribed channel");
 		return -1;
 	}
