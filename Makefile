@@ -5,7 +5,7 @@
 #   make test       build and run every test (unit + bats), ending "N passed, N failed"
 #   make asan       build with AddressSanitizer + UBSan into build/asan/
 #   make asan-test  run the whole suite against the sanitizer build
-#   make install    PREFIX=/usr/local: binaries and man pages
+#   make install    PREFIX=/usr/local: binaries, man pages, bash completions, an example systemd unit
 #
 # A missing Debian package is installed (as root) or named (otherwise) by
 # scripts/install-deps before anything is compiled.
