@@ -234,6 +234,18 @@ static void on_signal(uv_signal_t *h, int signum)
 	uv_timer_start(&srv->stop_timer, on_stop_timer, 0, 50);
 }
 
+/* What the options allocated, freed on every way out of main (usage errors included),
+ * so a sanitizer build reports real leaks only. */
+static struct chatd_config *exit_cfg;
+
+static void free_config(void)
+{
+	auth_free(exit_cfg->auth);
+	free(exit_cfg->origins);
+	exit_cfg->auth = NULL;
+	exit_cfg->origins = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -290,6 +302,8 @@ int main(int argc, char **argv)
 	void *loops[1];
 	char err[300];
 
+	exit_cfg = &cfg;
+	atexit(free_config);
 	while ((c = getopt_long(argc, argv, "l:r:vqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': listen = optarg; break;
@@ -337,7 +351,6 @@ int main(int argc, char **argv)
 			}
 			if ((c == 'J' ? auth_load_jwt_secret : auth_load_api_keys)(cfg.auth, optarg, err, sizeof err)) {
 				fprintf(stderr, "chatd: --%s: %s\n", c == 'J' ? "jwt-secret-file" : "api-key-file", err);
-				auth_free(cfg.auth);
 				return EX_USAGE;
 			}
 			break;
@@ -355,13 +368,13 @@ int main(int argc, char **argv)
 		case 'k': tls_key = optarg; break;
 		case 'O': {
 			const char **no = realloc(cfg.origins, (size_t)(cfg.norigins + 1) * sizeof *no);
+			if (no)
+				cfg.origins = no;
 			if (!no || (strcmp(optarg, "*") && strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) ||
 			    strlen(optarg) > 190 || (strlen(optarg) > 1 && optarg[strlen(optarg) - 1] == '/')) {
-				free(no ? no : cfg.origins);
 				fprintf(stderr, "chatd: --allow-origin: want an origin like https://chat.example.com (scheme, host, optional port, no path) or *\n");
 				return EX_USAGE;
 			}
-			cfg.origins = no;
 			cfg.origins[cfg.norigins++] = optarg;
 			break;
 		}
@@ -550,8 +563,6 @@ int main(int argc, char **argv)
 	uv_run(&loop, UV_RUN_NOWAIT); /* its timer's close */
 	if (uv_loop_close(&loop))
 		log_debug("chatd", "event loop closed with handles still open");
-	auth_free(cfg.auth);
-	free(cfg.origins);
 	log_info("chatd", "stopped");
 	return 0;
 }
