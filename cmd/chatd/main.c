@@ -205,6 +205,7 @@ static void server_finish(struct server *srv)
 		uv_close((uv_handle_t *)&srv->sig[i], NULL);
 	uv_close((uv_handle_t *)&srv->stop_timer, NULL);
 	uv_close((uv_handle_t *)&srv->usr1, NULL);
+	uv_close((uv_handle_t *)&srv->flush, NULL);
 	uv_close((uv_handle_t *)&srv->status_timer, NULL);
 }
 
@@ -536,6 +537,8 @@ int main(int argc, char **argv)
 	uv_timer_init(&loop, &srv.stop_timer);
 	srv.stop_timer.data = &srv;
 	limits_init(&srv);
+	uv_check_init(&loop, &srv.flush);
+	srv.flush.data = &srv;
 	/* A status line on SIGUSR1, and every 10 s at -v. */
 	srv.metrics.status_at = uv_now(&loop);
 	uv_signal_init(&loop, &srv.usr1);

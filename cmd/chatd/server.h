@@ -65,6 +65,8 @@ struct server {
 	struct broker *broker;
 	struct strmap chans;       /* name -> struct hub_chan: channels with local subscribers */
 	struct ws_sess *sessions;  /* every open WebSocket, for shutdown */
+	struct ws_sess *dirty;     /* WebSockets with new messages this loop iteration */
+	uv_check_t flush;          /* writes them once the iteration's input is handled */
 	unsigned nsessions;        /* WebSockets and SSE streams */
 	unsigned nsse;             /* of which SSE streams */
 	int draining;

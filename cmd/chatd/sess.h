@@ -62,6 +62,8 @@ struct ws_sess {
 	char close_reason[124]; /* RFC 6455: at most 123 bytes */
 	char peer[48];
 	struct auth_grant grant; /* what its token allows (with authentication on) */
+	struct ws_sess *dirty_prev, *dirty_next; /* in server's flush list (WebSocket) */
+	int dirty;
 	int sse_started;   /* SSE: the response headers are out */
 	int sse_keepalive; /* SSE: a keepalive comment is due */
 	unsigned sse_ticks;
@@ -85,6 +87,10 @@ int sess_expired(const struct ws_sess *s);
 
 #define SESS_CLOSE_UNAUTHORIZED 4401 /* no valid token, or it expired */
 #define SESS_CLOSE_FORBIDDEN 4403    /* the token does not allow a channel */
+
+/* Write what WebSocket sessions queued during this loop iteration (the server's uv_check
+ * handle runs it after each round of I/O). */
+void ws_flush_dirty(struct server *srv);
 
 /* sse.c: the HTTP side of an SSE stream. sse_open starts one for GET /events, or
  * returns NULL with an HTTP status and a reason. */

@@ -18,6 +18,8 @@
 #include "utf8.h"
 
 #define WS_BATCH_BYTES 65536 /* queued frames gathered into one write */
+
+static void ws_flush_check(uv_check_t *h);
 #define WS_MAX_INFLIGHT 64 /* publishes awaiting the broker, per connection */
 #define WS_QUEUE_BYTES (8u << 20) /* queued bytes per subscriber (or 2 x --max-message) */
 #define WS_REPLAY_PAGE 500
@@ -63,6 +65,41 @@ static void ws_too_slow(struct ws_sess *s)
 	sess_close_later(s, 1013 /* try again later */, "subscriber too slow: send queue full");
 }
 
+/* The fan-out fast path. Asking lws for a writable callback costs two epoll_ctl calls
+ * per subscriber per message (POLLOUT on, then off); instead, a session that gets
+ * messages joins the server's dirty list, and once the loop iteration's input is
+ * handled, ws_flush_dirty writes each one's queue straight away (everything that came
+ * in the same iteration in one write). Only a socket that is full waits for a writable
+ * callback. */
+static void ws_mark_dirty(struct ws_sess *s)
+{
+	struct server *srv = s->srv;
+
+	if (s->dirty)
+		return;
+	s->dirty = 1;
+	s->dirty_prev = NULL;
+	s->dirty_next = srv->dirty;
+	if (srv->dirty)
+		srv->dirty->dirty_prev = s;
+	srv->dirty = s;
+	if (!uv_is_active((uv_handle_t *)&srv->flush))
+		uv_check_start(&srv->flush, ws_flush_check);
+}
+
+static void ws_unmark_dirty(struct ws_sess *s)
+{
+	if (!s->dirty)
+		return;
+	if (s->dirty_prev)
+		s->dirty_prev->dirty_next = s->dirty_next;
+	else
+		s->srv->dirty = s->dirty_next;
+	if (s->dirty_next)
+		s->dirty_next->dirty_prev = s->dirty_prev;
+	s->dirty = 0;
+}
+
 /* Take a reference to m and arrange for it to be written. */
 static void ws_enqueue(struct ws_sess *s, struct hub_msg *m)
 {
@@ -90,8 +127,11 @@ static void ws_enqueue(struct ws_sess *s, struct hub_msg *m)
 	m->refs++;
 	s->qbytes += m->len;
 	s->q[(s->qhead + s->qlen++) % s->qcap] = m;
-	if (s->qlen == 1)
-		lws_callback_on_writable(s->wsi);
+	if (s->kind == SESS_SSE) {
+		if (s->qlen == 1)
+			lws_callback_on_writable(s->wsi);
+	} else
+		ws_mark_dirty(s); /* every time: a full socket's writable request is renewed */
 }
 
 /* A frame for this session only (control frames). */
@@ -557,6 +597,7 @@ void sess_close(struct ws_sess *s)
 		hub_leave(srv, &s->subs[i].hub);
 		ws_sub_drop_held(&s->subs[i]);
 	}
+	ws_unmark_dirty(s);
 	free(s->subs);
 	ws_drop_queue(s);
 	free(s->q);
@@ -754,7 +795,7 @@ static size_t ws_frame_header(unsigned char *out, size_t len)
  * are unmasked, so they are plain header + payload). One system call for many
  * messages is what makes fan-out cheap; lws keeps whatever the socket did not take
  * and asks for nothing more until it has sent it. */
-static int ws_on_writable(struct ws_sess *s, struct lws *wsi)
+static int ws_write_queue(struct ws_sess *s, struct lws *wsi)
 {
 	static unsigned char batch[LWS_PRE + WS_BATCH_BYTES];
 	struct metrics *mt = &s->srv->metrics;
@@ -787,6 +828,13 @@ static int ws_on_writable(struct ws_sess *s, struct lws *wsi)
 		if (lws_write(wsi, out, used, LWS_WRITE_RAW) < (int)used)
 			return -1;
 	}
+	return 0;
+}
+
+static int ws_on_writable(struct ws_sess *s, struct lws *wsi)
+{
+	if (ws_write_queue(s, wsi))
+		return -1;
 	if (s->qlen) {
 		lws_callback_on_writable(wsi);
 		return 0;
@@ -794,6 +842,25 @@ static int ws_on_writable(struct ws_sess *s, struct lws *wsi)
 	if (s->close_code && !s->close_sent)
 		return ws_send_close(s, wsi);
 	return 0;
+}
+
+void ws_flush_dirty(struct server *srv)
+{
+	struct ws_sess *s;
+
+	while ((s = srv->dirty)) {
+		ws_unmark_dirty(s);
+		/* A closing session, a full socket or a failed write: lws's callback does it
+		 * (and a failed write closes the connection there). */
+		if (s->close_code || lws_send_pipe_choked(s->wsi) || ws_write_queue(s, s->wsi) || s->qlen)
+			lws_callback_on_writable(s->wsi);
+	}
+	uv_check_stop(&srv->flush);
+}
+
+static void ws_flush_check(uv_check_t *h)
+{
+	ws_flush_dirty(h->data);
 }
 
 void ws_close_all(struct server *srv)
