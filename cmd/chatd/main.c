@@ -281,7 +281,7 @@ int main(int argc, char **argv)
 	static const struct lws_protocol_vhost_options pvo = { NULL, &pvo_default, "chat", "" };
 	struct lws_protocols protocols[] = {
 		{ "http", http_callback, http_req_size(), 0, 0, NULL, 0 },
-		{ "chat", ws_callback, ws_sess_size(), WS_RX_BUFFER, 0, NULL, 0 },
+		{ "chat", ws_callback, ws_sess_size(), WS_RX_BUFFER, 0, NULL, WS_TX_PACKET },
 		{ NULL, NULL, 0, 0, 0, NULL, 0 },
 	};
 	struct chatd_config cfg = {

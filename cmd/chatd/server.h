@@ -16,6 +16,10 @@
 /* lws keeps a receive buffer of this size in every WebSocket connection: small, since
  * most connections only subscribe; larger messages arrive in pieces ws.c joins. */
 #define WS_RX_BUFFER 512
+/* The largest send() lws makes for a WebSocket. It must be given: left 0, lws caps every
+ * send at the receive buffer's size, and a 64 KiB batch of frames would go out 512 bytes
+ * at a time (measured: subscribers fall behind and are cut off). */
+#define WS_TX_PACKET (256 * 1024)
 
 struct chatd_config {
 	char listen[300];      /* as given, for logs */
