@@ -434,7 +434,8 @@ static void rconn_connect(struct rconn *c)
  * Else assign the next seq (a new epoch first if the channel's meta key is gone, which
  * means its history is gone too), build the envelope, append it to the history stream
  * (IDs are "SEQ-0", so a resume is one XRANGE), drop entries past the age limit from its
- * head, refresh the keys' TTL (the numbering is kept for 30 days after a channel's last
+ * head (every 16th message, up to 32 at a time: reads filter by age anyway), refresh the
+ * keys' TTL (the numbering is kept for 30 days after a channel's last
  * message, the history for --history-ttl), remember the key, and PUBLISH the same bytes.
  * KEYS: meta hash, history stream[, key]. ARGV: chan, ts, msg, history count, ttl ms,
  * key window ms, the sender member (,"sender":"NAME" or ""). Returns {seq, epoch, ts,
@@ -462,14 +463,14 @@ static const char publish_lua[] =
 	"local n, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
 	"if n > 0 then\n"
 	"  redis.call('XADD', KEYS[2], 'MAXLEN', n, s .. '-0', 'e', env, 't', ARGV[2])\n"
-	"  if ttl > 0 then\n"
-	"    local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 8)\n"
+	"  if ttl > 0 and s % 16 == 0 then\n"
+	"    local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 32)\n"
 	"    for i = 1, #old do\n"
 	"      if tonumber(old[i][2][4]) >= tonumber(ARGV[2]) - ttl then break end\n"
 	"      redis.call('XDEL', KEYS[2], old[i][1])\n"
 	"    end\n"
-	"    redis.call('PEXPIRE', KEYS[2], ttl)\n"
 	"  end\n"
+	"  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end\n"
 	"end\n"
 	"redis.call('PEXPIRE', KEYS[1], 2592000000)\n"
 	"if h then\n"
