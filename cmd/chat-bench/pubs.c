@@ -3,14 +3,20 @@
  *
  * A shared counter rather than fixed shares keeps every publisher busy to the end when
  * some connections are slower; each thread's ids still rise, which is what lets a
- * subscriber tell reordering per publisher. A later --rate only changes how a thread
- * waits before taking its next id. */
+ * subscriber tell reordering per publisher.
+ *
+ * With --rate R, message i is due at start + i/R, and the time it was due, not the time it
+ * was sent, goes into the payload. A publisher held up by a slow answer then sends late,
+ * and that wait shows in the latency of every message it delays (a closed-loop meter would
+ * send later and report the stall as one slow message: coordinated omission). */
 #include "bench.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -38,6 +44,8 @@ static int pub_init(struct bench *b, struct pub *p, uint32_t idx)
 	p->b = b;
 	p->idx = idx;
 	p->first_status = -1;
+	p->pre_len = strlen(b->t.body_pre);
+	p->post_len = strlen(b->t.body_post);
 	p->body = malloc(cap);
 	p->curl = c = curl_easy_init();
 	if (!p->body || !c)
@@ -66,19 +74,18 @@ static void pub_fini(struct pub *p)
 	p->body = NULL;
 }
 
-/* POST message id; the first time it is not taken, keep why. */
-static enum send_result pub_send(struct pub *p, uint64_t id)
+/* POST message id, stamped with due_ns (0: now); the first time it is not taken, keep why. */
+static enum send_result pub_send(struct pub *p, uint64_t id, int64_t due_ns)
 {
 	struct bench *b = p->b;
-	size_t pre = strlen(b->t.body_pre), post = strlen(b->t.body_post), len;
-	struct payload m = { id, p->idx, 0 };
+	struct payload m = { id, p->idx, due_ns ? due_ns : bench_now_ns() };
+	size_t len;
 	long status = 0;
 	CURLcode rc;
 
-	m.sent_ns = bench_now_ns();
-	len = pre + payload_write(p->body + pre, b->tag, &m, b->o.size);
-	memcpy(p->body + len, b->t.body_post, post + 1);
-	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(len + post));
+	len = p->pre_len + payload_write(p->body + p->pre_len, b->tag, &m, b->o.size);
+	memcpy(p->body + len, b->t.body_post, p->post_len + 1);
+	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(len + p->post_len));
 	p->resp_len = 0;
 	p->curl_err[0] = '\0';
 	rc = curl_easy_perform(p->curl);
@@ -99,6 +106,21 @@ static enum send_result pub_send(struct pub *p, uint64_t id)
 	return rc == CURLE_OK ? SEND_REFUSED : SEND_FAILED;
 }
 
+/* With --rate: wait until message id is due; returns when it was due. */
+static int64_t pub_pace(struct pub *p, uint64_t id)
+{
+	struct bench *b = p->b;
+	int64_t due = b->pub_start_ns + (int64_t)((double)id * 1e9 / b->o.rate), late;
+	struct timespec ts = { (time_t)(due / 1000000000), (long)(due % 1000000000) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+	late = bench_now_ns() - due;
+	if (late > p->lag_max_ns)
+		p->lag_max_ns = late;
+	return due;
+}
+
 static void *pub_main(void *arg)
 {
 	struct pub *p = arg;
@@ -106,11 +128,14 @@ static void *pub_main(void *arg)
 
 	for (;;) {
 		uint64_t id = atomic_fetch_add(&b->next_id, 1);
+		int64_t due = 0;
 
 		if (id >= (uint64_t)b->o.msgs)
 			break;
+		if (b->o.rate > 0)
+			due = pub_pace(p, id);
 		p->sent++;
-		switch (pub_send(p, id)) {
+		switch (pub_send(p, id, due)) {
 		case SEND_ACCEPTED:
 			p->accepted++;
 			b->accepted[id] = 1;
@@ -131,7 +156,7 @@ static void *pub_main(void *arg)
 
 static int headers_init(struct bench *b)
 {
-	char ct[128];
+	char ct[160];
 	struct curl_slist *h;
 
 	if (b->headers)
@@ -159,7 +184,7 @@ int pubs_probe(struct bench *b, uint64_t k, char *err, size_t errlen)
 		}
 	}
 	b->probe->first_status = -1;
-	r = pub_send(b->probe, (uint64_t)b->o.msgs + k);
+	r = pub_send(b->probe, (uint64_t)b->o.msgs + k, 0);
 	if (r == SEND_ACCEPTED)
 		return 0;
 	if (r == SEND_REFUSED)
