@@ -1,7 +1,9 @@
 /* chat-listen: print the messages published to chatd channels, one per line.
  *
- * Subscribes over WebSocket, writes each message to standard output as soon as it arrives
- * (flushed, so pipelines see it at once) and rides out server restarts by reconnecting.
+ * Subscribes over WebSocket (with a token, over TLS, as asked), writes each message to
+ * standard output as soon as it arrives (flushed, so pipelines see it at once), as its
+ * text, its envelope or a --format template says, and rides out server restarts by
+ * reconnecting.
  * Every connection resumes after the last message printed in each channel, and with
  * --state-file so does the next run: each message is printed once, and a message that can
  * no longer be had is reported, never skipped in silence. It ends after -n messages, when
@@ -20,6 +22,7 @@
 #include "chan.h"
 #include "cli.h"
 #include "envelope.h"
+#include "format.h"
 #include "log.h"
 #include "position.h"
 #include "subscriber.h"
@@ -27,6 +30,7 @@
 
 #define EX_GAP 3 /* --fail-on-gap met a gap; no sysexits.h value means "messages lost" */
 #define PING_DEFAULT 10
+#define TOKEN_MAX 8192 /* bytes; the handshake buffer (subscriber.c) holds it with room */
 
 static int json_mode, fail_on_gap;
 static long count, seen; /* stop after count messages, when count > 0 */
@@ -35,6 +39,9 @@ static const char *state_file;
 static struct pos_table positions;
 static char resume[CHAN_MAX_PER_CONN * (sizeof "&since=::" + CHAN_MAX + 20 + ENV_EPOCH_MAX) + 32];
 static struct subscriber *sub;
+static struct fmt *format; /* --format, or NULL */
+static int color;          /* --format's fields get colours */
+static char record_end = '\n';
 
 /* The first line stays as it was before the resume options: scripts and tests match it. */
 static void usage(FILE *f, int code)
@@ -42,6 +49,7 @@ static void usage(FILE *f, int code)
 	fputs("usage: chat-listen [-jqv] [-u URL] [-c CHAN]... [-n COUNT]\n", f);
 	if (f == stdout)
 		fputs("                   [-s POS]... [-f FILE] [--last N] [--fail-on-gap] [--ping SECS]\n"
+		      "                   [-0k] [-t T] [--format TEMPLATE] [--color WHEN] [--cacert FILE]\n"
 		      "Print the messages published to chatd channels, one per line.\n"
 		      "\n"
 		      "  -u, --url URL          server (default: $CHAT_URL, else " CHAT_URL_DEFAULT ")\n"
@@ -50,6 +58,12 @@ static void usage(FILE *f, int code)
 		      "  -n, --count COUNT      exit after COUNT messages\n"
 		      "  -j, --json             print each envelope {\"chan\",\"seq\",\"epoch\",\"ts\",\"msg\"}\n"
 		      "                         as received, and gap notices as they came\n"
+		      "      --format TEMPLATE  print each message as TEMPLATE says, with fields {ts}\n"
+		      "                         {chan} {sender} {msg} and more (see chat-listen(1))\n"
+		      "  -0, --null             end each message with a NUL byte, not a newline\n"
+		      "      --color auto|always|never\n"
+		      "                         colour the time, channel and sender of --format: on\n"
+		      "                         a terminal only (auto, the default), always or never\n"
 		      "  -s, --since POS        start after CHAN:SEQ[:EPOCH], or SEQ[:EPOCH] with one\n"
 		      "                         channel; repeat for more channels\n"
 		      "  -f, --state-file FILE  resume from the positions in FILE, and keep the last\n"
@@ -59,6 +73,9 @@ static void usage(FILE *f, int code)
 		      "      --fail-on-gap      exit 3 when messages were lost, instead of going on\n"
 		      "      --ping SECS        ping after SECS of silence, reconnect after twice\n"
 		      "                         that (default 10; 0: never)\n"
+		      "  -t, --token T          read with token T (default: $CHAT_TOKEN)\n"
+		      "      --cacert FILE      for wss, trust the certificate authorities in FILE\n"
+		      "  -k, --insecure         for wss, do not check the server's certificate\n"
 		      "  -q, --quiet            do not report lost connections\n"
 		      "  -v, --verbose          report every connection attempt\n"
 		      "  -h, --help             show this help and exit\n"
@@ -67,10 +84,11 @@ static void usage(FILE *f, int code)
 	exit(code);
 }
 
-/* One line to stdout, flushed. A reader that went away ends us quietly. */
+/* One record to stdout, ended by a newline (a NUL with -0), flushed. A reader that went
+ * away ends us quietly. */
 static int print_line(const char *s, size_t len)
 {
-	if (fwrite(s, 1, len, stdout) == len && putchar('\n') != EOF && fflush(stdout) != EOF)
+	if (fwrite(s, 1, len, stdout) == len && putchar(record_end) != EOF && fflush(stdout) != EOF)
 		return SUB_CONTINUE;
 	if (errno == EPIPE)
 		return 0;
@@ -94,6 +112,19 @@ static int print_value(const cJSON *msg)
 	rc = print_line(text, strlen(text));
 	cJSON_free(text);
 	return rc;
+}
+
+/* The message as the --format template says. */
+static int print_formatted(const struct env_msg *m, const char *frame, size_t len)
+{
+	const char *out;
+	size_t outlen;
+
+	if (fmt_render(format, m, frame, len, color, &out, &outlen)) {
+		fprintf(stderr, "chat-listen: out of memory\n");
+		return EX_SOFTWARE;
+	}
+	return print_line(out, outlen);
 }
 
 /* A control frame is news for the user, not data: it goes to stderr. */
@@ -180,7 +211,9 @@ static int on_message(const struct env_msg *m, const char *frame, size_t len)
 	}
 	if (v != POS_NEXT && (rc = jumped(p, m, v)) != SUB_CONTINUE)
 		return rc;
-	rc = json_mode ? print_line(frame, len) : print_value(m->msg);
+	rc = json_mode ? print_line(frame, len)
+	     : format  ? print_formatted(m, frame, len)
+		       : print_value(m->msg);
 	if (rc != SUB_CONTINUE)
 		return rc;
 	if (p && m->seq) {
@@ -313,12 +346,84 @@ static int load_positions(const char **chans, size_t nchans, const struct since 
 	return 0;
 }
 
+/* --color: auto means a terminal that can show colour, to someone who has not asked for
+ * none (https://no-color.org); piped output is never coloured, unless always. */
+static int parse_color(const char *when, int *out)
+{
+	const char *term = getenv("TERM"), *no_color = getenv("NO_COLOR");
+
+	if (!strcmp(when, "always"))
+		*out = 1;
+	else if (!strcmp(when, "never"))
+		*out = 0;
+	else if (!strcmp(when, "auto"))
+		*out = isatty(STDOUT_FILENO) && !(no_color && *no_color) && term && *term &&
+		       strcmp(term, "dumb");
+	else
+		return -1;
+	return 0;
+}
+
+/* A token goes into an HTTP header: visible ASCII only, so that it can neither end the
+ * header early nor add another. The message never shows the token. */
+static int check_token(const char *t)
+{
+	size_t len = strlen(t);
+
+	if (len > TOKEN_MAX) {
+		fprintf(stderr, "chat-listen: the token (--token, $CHAT_TOKEN) is longer than %d "
+			"bytes\n", TOKEN_MAX);
+		return EX_USAGE;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (t[i] < 0x21 || t[i] > 0x7e) {
+			fprintf(stderr, "chat-listen: the token (--token, $CHAT_TOKEN) may only hold "
+				"visible ASCII characters, no spaces or control characters\n");
+			return EX_USAGE;
+		}
+	return 0;
+}
+
+/* The options that do not need the server, checked before anything else happens. */
+static int check_output_options(const char *tmpl, const char *when, const char *token,
+				const char *cacert)
+{
+	char err[300];
+	FILE *f;
+	int rc;
+
+	if (tmpl && json_mode) {
+		fprintf(stderr, "chat-listen: --json and --format do not go together "
+			"(--format '{json}' prints the envelopes)\n");
+		return EX_USAGE;
+	}
+	if (parse_color(when, &color)) {
+		fprintf(stderr, "chat-listen: --color takes auto, always or never, not \"%s\"\n", when);
+		return EX_USAGE;
+	}
+	if (tmpl && !(format = fmt_compile(tmpl, err, sizeof err))) {
+		fprintf(stderr, "chat-listen: %s\n", err);
+		return EX_USAGE;
+	}
+	if (token && (rc = check_token(token)))
+		return rc;
+	if (cacert) {
+		if (!(f = fopen(cacert, "r"))) {
+			fprintf(stderr, "chat-listen: cannot read --cacert %s: %s\n", cacert,
+				strerror(errno));
+			return EX_NOINPUT;
+		}
+		fclose(f);
+	}
+	return 0;
+}
+
 static void on_signal(int sig)
 {
 	sub_interrupt(sub);
 }
 
-enum { OPT_VERSION = 256, OPT_LAST, OPT_FAIL_ON_GAP, OPT_PING };
+enum { OPT_VERSION = 256, OPT_LAST, OPT_FAIL_ON_GAP, OPT_PING, OPT_FORMAT, OPT_COLOR, OPT_CACERT };
 
 int main(int argc, char *argv[])
 {
@@ -332,6 +437,12 @@ int main(int argc, char *argv[])
 		{ "last", required_argument, NULL, OPT_LAST },
 		{ "fail-on-gap", no_argument, NULL, OPT_FAIL_ON_GAP },
 		{ "ping", required_argument, NULL, OPT_PING },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "null", no_argument, NULL, '0' },
+		{ "color", required_argument, NULL, OPT_COLOR },
+		{ "token", required_argument, NULL, 't' },
+		{ "cacert", required_argument, NULL, OPT_CACERT },
+		{ "insecure", no_argument, NULL, 'k' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -339,9 +450,11 @@ int main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *url_text = cli_env("CHAT_URL", CHAT_URL_DEFAULT);
+	const char *tmpl = NULL, *when = "auto";
+	struct sub_options so = { .verbosity = SUB_NORMAL, .token = cli_env("CHAT_TOKEN", NULL) };
 	const char *chans[CHAN_MAX_PER_CONN], *since_text[CHAN_MAX_PER_CONN];
 	const struct sub_hooks hooks = { on_frame, on_tick, resume_query, NULL };
-	int c, verbosity = SUB_NORMAL, status;
+	int c, status;
 	size_t nchans = 0, nsince = 0;
 	struct since since[CHAN_MAX_PER_CONN];
 	long ping = PING_DEFAULT;
@@ -349,7 +462,7 @@ int main(int argc, char *argv[])
 	char err[512], *path;
 	struct url url;
 
-	while ((c = getopt_long(argc, argv, "u:c:n:js:f:qvh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "u:c:n:js:f:0t:kqvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'u': url_text = optarg; break;
 		case 'c':
@@ -390,8 +503,14 @@ int main(int argc, char *argv[])
 				return EX_USAGE;
 			}
 			break;
-		case 'q': verbosity = SUB_QUIET; break;
-		case 'v': verbosity = SUB_VERBOSE; break;
+		case OPT_FORMAT: tmpl = optarg; break;
+		case '0': record_end = '\0'; break;
+		case OPT_COLOR: when = optarg; break;
+		case 't': so.token = optarg; break;
+		case OPT_CACERT: so.cacert = optarg; break;
+		case 'k': so.insecure = 1; break;
+		case 'q': so.verbosity = SUB_QUIET; break;
+		case 'v': so.verbosity = SUB_VERBOSE; break;
 		case 'h': usage(stdout, 0); break;
 		case OPT_VERSION: puts("chat-listen (chatd) " CHAT_VERSION); return 0;
 		default: usage(stderr, EX_USAGE);
@@ -401,26 +520,31 @@ int main(int argc, char *argv[])
 		usage(stderr, EX_USAGE);
 	if (nchans == 0)
 		chans[nchans++] = cli_env("CHAT_CHAN", CHAN_DEFAULT);
+	if (so.token && !so.token[0])
+		so.token = NULL;
+	if ((status = check_output_options(tmpl, when, so.token, so.cacert)))
+		goto out;
 	if (url_parse(url_text, &url, err, sizeof err)) {
 		fprintf(stderr, "chat-listen: %s\n", err);
-		return EX_USAGE;
+		status = EX_USAGE;
+		goto out;
 	}
 	if ((status = subscription_path(&url, chans, nchans, &path)))
-		return status;
-	log_set_level(verbosity >= SUB_VERBOSE ? LOGL_DEBUG : LOGL_INFO);
+		goto out;
+	log_set_level(so.verbosity >= SUB_VERBOSE ? LOGL_DEBUG : LOGL_INFO);
 	if ((status = parse_since(since_text, nsince, chans, nchans, since)) ||
 	    (status = load_positions(chans, nchans, since, nsince))) {
 		free(path);
-		pos_free(&positions);
-		return status;
+		goto out;
 	}
 
-	sub = sub_new(&url, path, verbosity, (unsigned)ping, &hooks, err, sizeof err);
+	so.ping_secs = (unsigned)ping;
+	sub = sub_new(&url, path, &so, &hooks, err, sizeof err);
 	free(path);
 	if (!sub) {
 		fprintf(stderr, "chat-listen: %s\n", err);
-		pos_free(&positions);
-		return EX_SOFTWARE;
+		status = EX_SOFTWARE;
+		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	memset(&sa, 0, sizeof sa);
@@ -431,6 +555,8 @@ int main(int argc, char *argv[])
 	signal(SIGINT, SIG_IGN); /* the handler must not touch sub while it is freed */
 	signal(SIGTERM, SIG_IGN);
 	sub_free(sub);
+out:
 	pos_free(&positions);
+	fmt_free(format);
 	return status;
 }

@@ -2,7 +2,8 @@
  *
  * One context, one protocol, at most one connection. lws's own poll loop runs it; the
  * reconnect delay and the periodic tick are lws_sul timers on that loop, so everything
- * happens on one thread and a signal only has to set a flag and wake the loop. */
+ * happens on one thread and a signal only has to set a flag and wake the loop. The token
+ * goes in a header of each handshake, the one place lws lets a client add one. */
 #include "subscriber.h"
 
 #include <libwebsockets.h>
@@ -16,6 +17,13 @@
 
 #define SUB_MAX_MESSAGE (64u << 20) /* a larger message is dropped, not buffered */
 #define SUB_TICK_US (250 * LWS_US_PER_MS)
+/* lws builds a handshake in one buffer of this size: the path with 16 channels and their
+ * positions, plus a token, fit in 16 KiB; lws's default (4 KiB) does not always. */
+#define SUB_HANDSHAKE_BUF 16384
+
+/* chatd's close codes for "this token may not read that" (chat-protocol(7)). */
+#define CLOSE_UNAUTHORIZED 4401
+#define CLOSE_FORBIDDEN 4403
 
 /* 100 ms doubling to 5 s, plus up to 20% jitter so that many listeners cut off by one
  * restart do not all come back in the same instant. */
@@ -39,10 +47,12 @@ struct subscriber {
 	 * counts as a pong too (see sub_heard), so a busy connection is never pinged. */
 	lws_retry_bo_t policy;
 
-	char host[256], host_header[300], *path, *display;
+	char host[256], host_header[300], origin[320], *path, *display;
 	char *conn_path; /* path plus the resume query of the current attempt */
-	int port, tls;
+	char *auth;      /* "Bearer TOKEN", or NULL */
+	int port, tls, insecure;
 
+	int cert_rejected;                 /* OpenSSL found the server's certificate wanting */
 	int status;                        /* SUB_CONTINUE while running */
 	volatile sig_atomic_t interrupted;
 	uint16_t retries;                  /* attempts since the last connection */
@@ -58,6 +68,26 @@ struct subscriber {
 };
 
 static void sub_connect(lws_sorted_usec_list_t *sul);
+
+/* lws says why OpenSSL rejected a certificate only in an error log line ("SSL error:
+ * self-signed certificate (preverify_ok=0;err=18;depth=0)"), so its log goes through
+ * here: that reason is kept for the user, and the rest shown only with -v. */
+static char cert_error[160];
+static int show_lws_log;
+
+static void sub_lws_log(int level, const char *line)
+{
+	const char *why = strstr(line, "SSL error: ");
+
+	if (why) {
+		why += strlen("SSL error: ");
+		snprintf(cert_error, sizeof cert_error, "%.*s", (int)strcspn(why, "(\n"), why);
+		for (size_t n = strlen(cert_error); n && cert_error[n - 1] == ' ';)
+			cert_error[--n] = '\0';
+	}
+	if (show_lws_log && (level & (LLL_ERR | LLL_WARN)))
+		lwsl_emit_stderr(level, line);
+}
 
 /* lws closes a connection that failed its liveness check without telling why; the time
  * since the server was last heard from does. */
@@ -92,11 +122,24 @@ static int is_refusal(int code)
 	       code == LWS_CLOSE_STATUS_INVALID_PAYLOAD || code == LWS_CLOSE_STATUS_POLICY_VIOLATION;
 }
 
+/* The exit status for a refusal of the subscription (0 when it is none): the token's
+ * (EX_NOPERM) or any other (EX_UNAVAILABLE). */
+static int refusal_status(int close_code, int http_status)
+{
+	if (close_code == CLOSE_UNAUTHORIZED || close_code == CLOSE_FORBIDDEN ||
+	    http_status == 401 || http_status == 403)
+		return EX_NOPERM;
+	if ((http_status >= 400 && http_status < 500) || is_refusal(close_code))
+		return EX_UNAVAILABLE;
+	return 0;
+}
+
 /* The connection failed or ended: refuse to go on, or schedule the next attempt. */
 static void sub_lost(struct subscriber *s, const char *err, int http_status)
 {
-	char reason[256];
+	char reason[320];
 	unsigned int delay;
+	int refused;
 	char conceal;
 
 	s->wsi = NULL;
@@ -107,10 +150,20 @@ static void sub_lost(struct subscriber *s, const char *err, int http_status)
 	s->up = 0;
 	if (http_status >= 400 && http_status < 500)
 		snprintf(reason, sizeof reason, "HTTP status %d", http_status);
-	if ((http_status >= 400 && http_status < 500) || is_refusal(s->close_code)) {
-		log_error("chat-listen", "server refused the subscription url=%s reason=\"%s\"",
-			  s->display, reason);
+	if (s->tls && (s->cert_rejected || (err && strstr(err, "cert didn't look good")))) {
+		log_error("chat-listen", "cannot connect url=%s reason=\"TLS: the server's certificate "
+			  "is not trusted: %s\" hint=\"--cacert FILE trusts the authority that signed "
+			  "it, -k skips the check\"", s->display,
+			  cert_error[0] ? cert_error : "verification failed");
 		s->status = EX_UNAVAILABLE;
+		return;
+	}
+	if ((refused = refusal_status(s->close_code, http_status))) {
+		log_error("chat-listen", "server refused the subscription url=%s reason=\"%s\"%s",
+			  s->display, reason,
+			  !s->auth && (s->close_code == CLOSE_UNAUTHORIZED || http_status == 401)
+				  ? " hint=\"no token was given (--token, $CHAT_TOKEN)\"" : "");
+		s->status = refused;
 		return;
 	}
 	delay = lws_retry_get_delay_ms(s->ctx, &s->policy, &s->retries, &conceal);
@@ -149,6 +202,8 @@ static void sub_connect(lws_sorted_usec_list_t *sul)
 	struct lws_client_connect_info ci;
 
 	s->retry_pending = 0;
+	s->cert_rejected = 0;
+	cert_error[0] = '\0';
 	if (sub_make_path(s)) {
 		log_error("chat-listen", "out of memory");
 		s->status = EX_SOFTWARE;
@@ -158,10 +213,14 @@ static void sub_connect(lws_sorted_usec_list_t *sul)
 	ci.context = s->ctx;
 	ci.address = s->host;
 	ci.port = s->port;
-	ci.ssl_connection = s->tls ? LCCSCF_USE_SSL : 0;
+	ci.ssl_connection = !s->tls ? 0
+			    : s->insecure ? LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED |
+						    LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+						    LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE
+					  : LCCSCF_USE_SSL;
 	ci.path = s->conn_path;
 	ci.host = s->host_header;
-	ci.origin = s->host_header; /* lws sends "Origin: http://" followed by this */
+	ci.origin = s->origin; /* as is (LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN) */
 	ci.local_protocol_name = "chat-listen";
 	ci.retry_and_idle_policy = &s->policy;
 	ci.pwsi = &s->wsi;
@@ -182,6 +241,20 @@ static void sub_connected(struct subscriber *s)
 	s->close_code = 0;
 	s->up = 1;
 	s->heard = lws_now_usecs();
+}
+
+/* The token, in the handshake lws is writing at *p (up to end). */
+static int sub_add_auth(struct subscriber *s, struct lws *wsi, unsigned char **p,
+			unsigned char *end)
+{
+	if (!s->auth)
+		return 0;
+	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
+					 (const unsigned char *)s->auth, (int)strlen(s->auth), p, end)) {
+		log_error("chat-listen", "the token does not fit in the handshake");
+		return -1;
+	}
+	return 0;
 }
 
 /* Anything from the server proves it alive: put off the next ping. */
@@ -241,6 +314,12 @@ static int sub_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 	const unsigned char *p = in;
 
 	switch (reason) {
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		return sub_add_auth(s, wsi, in, *(unsigned char **)in + len);
+	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+		if (!len) /* preverify_ok: OpenSSL's verdict, which lws then keeps */
+			s->cert_rejected = 1;
+		break;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		sub_connected(s);
 		break;
@@ -274,8 +353,8 @@ static const struct lws_protocols sub_protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
-struct subscriber *sub_new(const struct url *server, const char *path, int verbosity,
-			   unsigned ping_secs, const struct sub_hooks *hooks, char *err,
+struct subscriber *sub_new(const struct url *server, const char *path,
+			   const struct sub_options *o, const struct sub_hooks *hooks, char *err,
 			   size_t errlen)
 {
 	struct lws_context_creation_info info;
@@ -283,17 +362,21 @@ struct subscriber *sub_new(const struct url *server, const char *path, int verbo
 	int v6 = strchr(server->host, ':') != NULL;
 	size_t dlen = strlen(server->host) + strlen(path) + 32;
 
-	if (!s || !(s->path = strdup(path)) || !(s->display = malloc(dlen))) {
+	if (!s || !(s->path = strdup(path)) || !(s->display = malloc(dlen)) ||
+	    (o->token && !(s->auth = malloc(strlen(o->token) + sizeof "Bearer ")))) {
 		sub_free(s);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	if (s->auth)
+		sprintf(s->auth, "Bearer %s", o->token);
 	s->hooks = *hooks;
-	s->verbosity = verbosity;
+	s->verbosity = o->verbosity;
+	s->insecure = o->insecure;
 	s->policy = retry_template;
-	if (ping_secs) { /* lws wants hangup > ping; both zero turn the check off */
-		s->policy.secs_since_valid_ping = (uint16_t)ping_secs;
-		s->policy.secs_since_valid_hangup = (uint16_t)(2 * ping_secs);
+	if (o->ping_secs) { /* lws wants hangup > ping; both zero turn the check off */
+		s->policy.secs_since_valid_ping = (uint16_t)o->ping_secs;
+		s->policy.secs_since_valid_hangup = (uint16_t)(2 * o->ping_secs);
 	}
 	s->status = SUB_CONTINUE;
 	s->port = server->port;
@@ -301,9 +384,13 @@ struct subscriber *sub_new(const struct url *server, const char *path, int verbo
 	snprintf(s->host, sizeof s->host, "%s", server->host);
 	snprintf(s->host_header, sizeof s->host_header, "%s%s%s:%d", v6 ? "[" : "", server->host,
 		 v6 ? "]" : "", server->port);
+	/* The server's own origin: chatd refuses a WebSocket from any other (4403), and
+	 * https://H:P is another origin than http://H:P. */
+	snprintf(s->origin, sizeof s->origin, "%s://%s", s->tls ? "https" : "http", s->host_header);
 	snprintf(s->display, dlen, "%s://%s%s", s->tls ? "wss" : "ws", s->host_header, path);
 
-	lws_set_log_level(verbosity >= SUB_VERBOSE ? LLL_ERR | LLL_WARN : 0, NULL);
+	show_lws_log = o->verbosity >= SUB_VERBOSE;
+	lws_set_log_level(LLL_ERR | (show_lws_log ? LLL_WARN : 0), sub_lws_log);
 	memset(&info, 0, sizeof info);
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = sub_protocols;
@@ -311,8 +398,12 @@ struct subscriber *sub_new(const struct url *server, const char *path, int verbo
 	info.gid = (gid_t)-1;
 	info.uid = (uid_t)-1;
 	info.fd_limit_per_thread = 8; /* one connection, not one table slot per possible fd */
-	if (s->tls)
+	info.pt_serv_buf_size = SUB_HANDSHAKE_BUF;
+	info.options = LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN;
+	if (s->tls) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.client_ssl_ca_filepath = o->cacert; /* NULL: the system's authorities */
+	}
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {
 		sub_free(s);
@@ -355,5 +446,6 @@ void sub_free(struct subscriber *s)
 	free(s->path);
 	free(s->conn_path);
 	free(s->display);
+	free(s->auth);
 	free(s);
 }

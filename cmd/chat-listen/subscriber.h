@@ -4,7 +4,8 @@
  * hook, and when the connection fails or drops it tries again with capped exponential
  * backoff, saying so once per outage. Each attempt asks a hook where to resume. A
  * connection that goes silent (no message and no answer to a ping) counts as dropped.
- * The hooks decide when to stop. */
+ * The hooks decide when to stop. A server that says no (a 4xx answer, a refusing close
+ * code, a certificate that does not check out) ends it: asking again cannot help. */
 #ifndef CHAT_LISTEN_SUBSCRIBER_H
 #define CHAT_LISTEN_SUBSCRIBER_H
 
@@ -26,18 +27,28 @@ struct sub_hooks {
 	void *arg;
 };
 
+/* With ping_secs > 0, a ping goes out after ping_secs without a word from the server, and
+ * the connection is dropped (and made again) after twice that; 0 turns this off. */
+#define SUB_PING_MAX 3600
+struct sub_options {
+	int verbosity;
+	unsigned ping_secs;    /* at most SUB_PING_MAX */
+	const char *token;     /* sent as "Authorization: Bearer TOKEN", never shown; or NULL */
+	const char *cacert;    /* for wss: trust the CAs in this PEM file, not the system's */
+	int insecure;          /* for wss: do not check the server's certificate at all */
+};
+
 struct subscriber;
 
-/* path is the request path with its query, as url_ws_path makes it. With ping_secs > 0,
- * a ping goes out after ping_secs without a word from the server, and the connection is
- * dropped (and made again) after twice that; 0 turns this off. At most SUB_PING_MAX. */
-#define SUB_PING_MAX 3600
-struct subscriber *sub_new(const struct url *server, const char *path, int verbosity,
-			   unsigned ping_secs, const struct sub_hooks *hooks, char *err,
+/* path is the request path with its query, as url_ws_path makes it. */
+struct subscriber *sub_new(const struct url *server, const char *path,
+			   const struct sub_options *opts, const struct sub_hooks *hooks, char *err,
 			   size_t errlen);
 
-/* Run until a hook returns an exit status, the server refuses the subscription (EX_UNAVAILABLE)
- * or sub_interrupt is called (0). Returns the exit status. */
+/* Run until a hook returns an exit status, the server refuses the subscription
+ * (EX_UNAVAILABLE; EX_NOPERM when it is the token, a close 4401 or 4403 or an HTTP 401 or
+ * 403; EX_UNAVAILABLE too for a certificate it cannot trust) or sub_interrupt is called
+ * (0). Returns the exit status. */
 int sub_run(struct subscriber *s);
 
 /* Safe in a signal handler: make sub_run return 0 promptly. */
