@@ -411,3 +411,22 @@ teardown() {
 	stop_all || true
 	if [ -n "${NCHAN_STOP:-}" ]; then "$NCHAN_STOP"; fi
 }
+
+@test "--token / CHAT_TOKEN authenticate publishers and subscribers; without one the run fails with chatd's reason" {
+	local secret=$BATS_TEST_TMPDIR/secret
+	head -c 32 /dev/urandom | base64 >"$secret"
+	start_chatd --jwt-secret-file "$secret"
+	local tok
+	tok=$("$PY" "$TESTS_DIR/jwt.py" "$secret" '{"publish":["bench"],"subscribe":["bench"]}')
+	run chat-bench -q -u "$CHATD_URL" -s 3 -n 50 --token "$tok"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"lost                     0"* ]]
+	[ -z "$(grep -F "${tok##*.}" <<<"$output")" ]
+	CHAT_TOKEN=$tok run chat-bench -q -u "$CHATD_URL" -s 2 -n 10
+	[ "$status" -eq 0 ]
+	run chat-bench -q -u "$CHATD_URL" -s 2 -n 10
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"closed by the server: authentication required"* ]]
+	run chat-bench --token "$(printf 'a\r\nX-Injected: 1')"
+	[ "$status" -eq 64 ]
+}

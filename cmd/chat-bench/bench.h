@@ -39,6 +39,7 @@ struct bench_opts {
 	const char *url;
 	const char *chan;
 	const char *pub_tmpl, *sub_tmpl, *body_tmpl, *content_type;
+	const char *token;       /* sent as Authorization: Bearer by publishers and subscribers */
 	long subs, msgs, pubs;
 	double rate;             /* messages per second over all publishers; 0: as fast as they go */
 	size_t size;

@@ -86,6 +86,8 @@ static void usage(FILE *f)
 		"                           US microseconds so it reads frames in batches (default\n"
 		"                           200; 0 in latency mode)\n"
 		"      --json               print one JSON object instead of the table\n"
+		"  -t, --token T            authenticate publishers and subscribers with token T\n"
+		"                           (default: $CHAT_TOKEN; never printed)\n"
 		"  -q, --quiet              no progress line on standard error\n"
 		"  -v, --verbose            log each phase's duration on standard error\n"
 		"  -h, --help               this help\n"
@@ -203,6 +205,7 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "token", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 }
 	};
 	double hold = -1;
@@ -211,6 +214,7 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
 	int c;
 
 	o->url = cli_env("CHAT_URL", CHAT_URL_DEFAULT);
+	o->token = cli_env("CHAT_TOKEN", NULL);
 	o->chan = DEFAULT_CHAN;
 	o->subs = o->msgs = o->pubs = -1;
 	o->rate = -1;
@@ -218,8 +222,9 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
 	o->batch_us = -1;
 	o->size = 64;
 	o->timeout_s = 10;
-	while ((c = getopt_long(argc, argv, "m:u:c:s:n:p:r:qvh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:u:c:s:n:p:r:t:qvh", longopts, NULL)) != -1) {
 		switch (c) {
+		case 't': o->token = optarg; break; /* checked below, with $CHAT_TOKEN */
 		case 'm': o->mode = mode_arg(optarg); break;
 		case 'u': o->url = optarg; break;
 		case 'c': o->chan = optarg; break;
@@ -257,6 +262,13 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
 		default: usage(stderr); exit(EX_USAGE);
 		}
 	}
+	if (o->token && !*o->token)
+		o->token = NULL;
+	for (const char *t = o->token; t && *t; t++)
+		if (*t < 0x21 || *t > 0x7e || t - o->token >= 8192) {
+			fprintf(stderr, "chat-bench: --token: a token is up to 8192 visible ASCII characters\n");
+			exit(EX_USAGE);
+		}
 	if (optind < argc)
 		die(EX_USAGE, "unexpected argument \"%s\"; see chat-bench --help", argv[optind]);
 	why = chan_check(o->chan, strlen(o->chan));

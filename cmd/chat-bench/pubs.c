@@ -168,6 +168,16 @@ static int headers_init(struct bench *b)
 		curl_slist_free_all(h);
 		h = NULL;
 	}
+	if (h && b->o.token) {
+		char *auth = malloc(strlen(b->o.token) + 32);
+		if (auth)
+			sprintf(auth, "Authorization: Bearer %s", b->o.token);
+		if (!auth || !curl_slist_append(h, auth)) {
+			curl_slist_free_all(h);
+			h = NULL;
+		}
+		free(auth);
+	}
 	b->headers = h;
 	return h ? 0 : -1;
 }

@@ -385,7 +385,7 @@ static void host_header(const struct bench *b, char *out, size_t cap)
 static void sub_send_upgrade(struct bench *b, struct sub *s)
 {
 	struct epoll_event ev;
-	char req[2048], host[300];
+	char req[2048 + 8192], host[300]; /* room for a token */
 	socklen_t elen = sizeof(int);
 	int err = 0, n;
 
@@ -397,8 +397,9 @@ static void sub_send_upgrade(struct bench *b, struct sub *s)
 	n = snprintf(req, sizeof req,
 		     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 		     "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n"
-		     "Origin: http://%s\r\nUser-Agent: chat-bench/" CHAT_VERSION "\r\n\r\n",
-		     b->t.ws_path, host, host);
+		     "Origin: http://%s\r\nUser-Agent: chat-bench/" CHAT_VERSION "\r\n%s%s%s\r\n",
+		     b->t.ws_path, host, host, b->o.token ? "Authorization: Bearer " : "",
+		     b->o.token ? b->o.token : "", b->o.token ? "\r\n" : "");
 	/* a fresh connection's send buffer takes a request this small whole */
 	if (n < 0 || (size_t)n >= sizeof req || write(s->fd, req, (size_t)n) != n) {
 		sub_failed(b, s, "could not send the upgrade request");

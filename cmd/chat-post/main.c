@@ -267,6 +267,11 @@ int main(int argc, char *argv[])
 	}
 	if (opts.token && !opts.token[0])
 		opts.token = NULL;
+	for (const char *t = opts.token; t && *t; t++) /* it goes into a header line */
+		if (*t < 0x21 || *t > 0x7e || t - opts.token >= 8192) {
+			fprintf(stderr, "chat-post: --token: a token is up to 8192 visible ASCII characters\n");
+			return EX_USAGE;
+		}
 	if (url_parse(url_text, &url, err, sizeof err)) {
 		fprintf(stderr, "chat-post: %s\n", err);
 		return EX_USAGE;
