@@ -284,7 +284,8 @@ int main(int argc, char **argv)
 		{ "chat", ws_callback, ws_sess_size(), WS_RX_BUFFER, 0, NULL, WS_TX_PACKET },
 		{ NULL, NULL, 0, 0, 0, NULL, 0 },
 	};
-	struct chatd_config cfg = {
+	/* static: free_config reads it from atexit, after main's frame is gone */
+	static struct chatd_config cfg = {
 		.max_message = 64 * 1024,
 		.max_conns_per_ip = 1000,
 		.ping_s = 30,
