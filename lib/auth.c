@@ -211,6 +211,8 @@ static int parse_key_line(struct auth *a, char *line, char *err, size_t errlen)
 	for (char *c = key; *c; c++)
 		if (*c < 0x21 || *c > 0x7e)
 			return err_set(err, errlen, "an API key is made of visible ASCII characters");
+	if (strchr(key, '.') && strchr(strchr(key, '.') + 1, '.') && !strchr(strchr(strchr(key, '.') + 1, '.') + 1, '.'))
+		return err_set(err, errlen, "an API key with exactly two dots would be taken for a JWT");
 	sha256(key, strlen(key), k.digest);
 	while ((word = strtok_r(NULL, " \t", &save))) {
 		char *v = strchr(word, '='), *p, *psave = NULL;
@@ -373,12 +375,12 @@ static int claim_patterns(const cJSON *payload, const char *claim, char ***list,
 	return 0;
 }
 
-/* A NumericDate claim: 0 when absent, -1 when not a number. */
+/* A NumericDate claim: *t is -1 when absent; returns -1 when it is not a number. */
 static int claim_time(const cJSON *payload, const char *claim, int64_t *t)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(payload, claim);
 
-	*t = 0;
+	*t = -1;
 	if (!v)
 		return 0;
 	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1e15)
@@ -439,11 +441,11 @@ static int check_jwt(const struct auth *a, const char *tok, size_t len, int64_t 
 		err_set(err, errlen, "malformed token: nbf and exp must be numbers (seconds since 1970)");
 		goto out;
 	}
-	if (exp && now >= exp) {
+	if (exp >= 0 && now >= exp) { /* "exp":0 is 1970, long expired */
 		err_set(err, errlen, "token expired");
 		goto out;
 	}
-	if (nbf && now < nbf) {
+	if (nbf >= 0 && now < nbf) {
 		err_set(err, errlen, "token not valid yet (nbf is in the future)");
 		goto out;
 	}
@@ -455,7 +457,7 @@ static int check_jwt(const struct auth *a, const char *tok, size_t len, int64_t 
 	memset(g, 0, sizeof *g);
 	if (sub)
 		strcpy(g->name, sub->valuestring);
-	g->exp = exp;
+	g->exp = exp >= 0 ? exp : 0;
 	if (claim_patterns(payload, "publish", &g->publish, &g->npublish) ||
 	    claim_patterns(payload, "subscribe", &g->subscribe, &g->nsubscribe)) {
 		auth_grant_free(g);

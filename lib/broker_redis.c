@@ -100,7 +100,6 @@ struct pubreq {
 	unsigned replies;        /* still to come */
 	const char *err;         /* set by the script's reply */
 	int conflict;            /* err is a key conflict: pos is the original's */
-	int not_run;             /* the script did not run (NOSCRIPT) */
 	char errbuf[160];
 	struct broker_pos pos;
 };
@@ -539,7 +538,6 @@ static void on_published(redisAsyncContext *ac, void *r, void *priv)
 		if (req->conn->rb->pub_sha[0] && req->conn->ac == ac)
 			rb_load_script(req->conn->rb);
 		pubreq_fail(req, "redis lost chatd's publish script (SCRIPT FLUSH?); it is being loaded again");
-		req->not_run = 1;
 	} else if (reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "READONLY", 8)) {
 		/* A master turned replica (failover): nothing was written. Find the new one. */
 		if (req->conn->ac == ac && req->conn->up) {
@@ -548,7 +546,6 @@ static void on_published(redisAsyncContext *ac, void *r, void *priv)
 			redisAsyncDisconnect(ac);
 		}
 		pubreq_fail(req, "redis is failing over to another master; not stored");
-		req->not_run = 1;
 	} else if (reply->type == REDIS_REPLY_ERROR) {
 		snprintf(req->errbuf, sizeof req->errbuf, "%s", reply->str);
 		pubreq_fail(req, req->errbuf);
@@ -928,8 +925,8 @@ static void rb_on_master(void *ud, const char *host, int port)
 	rb_set_addr(rb);
 	for (int i = 0; i < 2; i++) {
 		struct rconn *c = conns[i];
-		if (same && c->ac)
-			continue; /* connected or connecting there already */
+		if (same)
+			continue; /* connected, connecting, or backing off: its timer retries */
 		if (c->ac) {
 			rconn_drop(c, "the master moved");
 			continue; /* rconn_drop reconnects after a short backoff */

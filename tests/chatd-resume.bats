@@ -102,3 +102,9 @@ switch_under_load() {
 	[[ "${lines[0]}" == '{"chan":"a:b","seq":2,'* ]]
 	[[ "${lines[1]}" == '{"chan":"a:b","seq":3,'* ]]
 }
+
+@test "a negative since is refused with 1008, not read as a huge position" {
+	start_chatd
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws?chan=n&since=n:-1" --timeout 3
+	[ "$output" = 'CLOSE 1008 since must be CHAN:SEQ[:EPOCH] with a number and an epoch of 0-9 a-z' ]
+}

@@ -112,3 +112,9 @@ EOF
 	[ "$status" -eq 64 ]
 	[[ "$output" == *"--allow-origin: want an origin like https://chat.example.com"* ]]
 }
+
+@test "--allow-origin: an event stream carries the CORS header for an allowed page" {
+	start_chatd --allow-origin https://app.example
+	run curl -s -i -N --max-time 1 -H 'Origin: https://app.example' "$CHATD_URL/events?chan=c"
+	grep -qi '^access-control-allow-origin: https://app.example' <<<"$output"
+}

@@ -549,7 +549,7 @@ static int http_write_answer(struct lws *wsi, struct http_req *r)
 static int http_on_writable(struct lws *wsi, struct http_req *r)
 {
 	if (r->sse)
-		return sse_writable(r->sse, wsi);
+		return sse_writable(r->sse, wsi, r->origin);
 	if (!r->status)
 		return 0;
 	if (http_write_answer(wsi, r))

@@ -59,6 +59,8 @@ static void fd_peer(int fd, char ip[48])
 	}
 }
 
+static void limits_uncount(struct limits *l, struct ip_count *c);
+
 int limits_conn_open(struct server *srv, int fd)
 {
 	const struct chatd_config *cfg = srv->cfg;
@@ -67,7 +69,10 @@ int limits_conn_open(struct server *srv, int fd)
 	struct ip_count *c;
 
 	fd_peer(fd, ip);
-	l->pending = NULL;
+	if (l->pending) { /* let in, but lws never made its wsi: uncount it */
+		limits_uncount(l, l->pending);
+		l->pending = NULL;
+	}
 	if (cfg->max_conns && l->nconns >= cfg->max_conns) {
 		srv->metrics.conn_refused++;
 		if (!l->full_warned++)
@@ -86,8 +91,6 @@ int limits_conn_open(struct server *srv, int fd)
 		if (!c->warned++)
 			log_warn("limits", "connection refused: %u connections from %s (--max-connections-per-ip)",
 				 c->n, ip);
-		if (!c->n)
-			free(strmap_del(&l->by_ip, ip));
 		return -1;
 	}
 	c->n++; /* counted now, so an entry with n == 0 never stays */

@@ -96,7 +96,8 @@ void ws_flush_dirty(struct server *srv);
  * returns NULL with an HTTP status and a reason. */
 struct ws_sess *sse_open(struct lws *wsi, int *status, char *err, size_t errlen);
 void sse_free(struct ws_sess *s);
-int sse_writable(struct ws_sess *s, struct lws *wsi);
+/* origin: the browser's allowed Origin for CORS headers ("" if none). */
+int sse_writable(struct ws_sess *s, struct lws *wsi, const char *origin);
 /* Every few seconds: -1 when the peer has gone. */
 int sse_timer(struct ws_sess *s, struct lws *wsi);
 

@@ -22,7 +22,7 @@
 #define SSE_KEEPALIVE_TICKS 3 /* a keepalive comment every 3 ticks */
 #define SSE_BATCH 65536 /* bytes gathered into one write */
 
-static int sse_headers(struct lws *wsi)
+static int sse_headers(struct lws *wsi, const char *origin)
 {
 	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
 	static const struct { const char *name, *value; } extra[] = {
@@ -38,6 +38,11 @@ static int sse_headers(struct lws *wsi)
 						(const unsigned char *)extra[i].value,
 						(int)strlen(extra[i].value), &p, end))
 			return -1;
+	if (origin[0] && /* an allowed page elsewhere: its EventSource may read this */
+	    (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+					 (const unsigned char *)origin, (int)strlen(origin), &p, end) ||
+	     lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:", (const unsigned char *)"Origin", 6, &p, end)))
+		return -1;
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0); /* a stream has no end to wait for */
@@ -101,7 +106,7 @@ static size_t sse_overhead(const struct ws_sess *s)
 	return 32 + s->nsubs * (CHAN_MAX + ENV_EPOCH_MAX + 24);
 }
 
-int sse_writable(struct ws_sess *s, struct lws *wsi)
+int sse_writable(struct ws_sess *s, struct lws *wsi, const char *origin)
 {
 	size_t cap = SSE_BATCH + sse_overhead(s), len = 0;
 	char *buf, *out;
@@ -109,7 +114,7 @@ int sse_writable(struct ws_sess *s, struct lws *wsi)
 	if (s->close_sent)
 		return -1; /* the last event went out in the previous callback */
 	if (!s->sse_started) {
-		if (sse_headers(wsi))
+		if (sse_headers(wsi, origin))
 			return -1;
 		s->sse_started = 1;
 		lws_callback_on_writable(wsi); /* the body in a callback of its own */

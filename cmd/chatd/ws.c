@@ -252,6 +252,8 @@ void ws_deliver(struct hub_sub *hs, struct hub_msg *m)
 {
 	struct ws_sub *sub = (struct ws_sub *)hs;
 
+	if (hs->sess->close_code)
+		return; /* closing: nothing more goes out */
 	if (sub->mode == WS_LIVE) {
 		ws_sub_send(sub, m);
 		return;
@@ -326,6 +328,8 @@ static void ws_on_history(void *arg, const char *err, const struct broker_histor
 		return;
 	}
 	sub = &s->subs[idx];
+	if (s->close_code)
+		return; /* closing: no more pages */
 	if (err) {
 		char msg[300];
 		snprintf(msg, sizeof msg, "history not available (%s): replay skipped, continuing live", err);
@@ -432,7 +436,7 @@ static int ws_parse_position(struct ws_sess *s, char names[][CHAN_MAX + 1], int 
 	if (epoch)
 		*epoch++ = '\0';
 	s->subs[k].seq = strtoull(seq + 1, &end, 10);
-	if (*end || end == seq + 1 || (epoch && (strlen(epoch) > ENV_EPOCH_MAX ||
+	if (seq[1] < '0' || seq[1] > '9' || *end || (epoch && (strlen(epoch) > ENV_EPOCH_MAX ||
 						  strspn(epoch, "0123456789abcdefghijklmnopqrstuvwxyz") != strlen(epoch)))) {
 		snprintf(err, errlen, "since must be CHAN:SEQ[:EPOCH] with a number and an epoch of 0-9 a-z");
 		return -1;
@@ -571,6 +575,15 @@ int sess_expired(const struct ws_sess *s)
 	return s->grant.exp && env_now_ms() / 1000 >= s->grant.exp;
 }
 
+/* Wake at the token's exp, at most an hour ahead (exp can be far off; the timer then
+ * re-arms). */
+static void ws_arm_expiry(struct ws_sess *s, struct lws *wsi)
+{
+	int64_t left = s->grant.exp - env_now_ms() / 1000;
+
+	lws_set_timer_usecs(wsi, (left < 1 ? 1 : left > 3600 ? 3600 : left) * LWS_USEC_PER_SEC);
+}
+
 static int ws_on_established(struct ws_sess *s, struct lws *wsi)
 {
 	char err[300];
@@ -583,7 +596,7 @@ static int ws_on_established(struct ws_sess *s, struct lws *wsi)
 				 : rc == 401 ? SESS_CLOSE_UNAUTHORIZED
 				 : rc == 403 ? SESS_CLOSE_FORBIDDEN : LWS_CLOSE_STATUS_POLICY_VIOLATION, err);
 	else if (s->grant.exp) /* the token's end ends the connection */
-		lws_set_timer_usecs(wsi, (s->grant.exp - env_now_ms() / 1000) * LWS_USEC_PER_SEC);
+		ws_arm_expiry(s, wsi);
 	return 0;
 }
 
@@ -800,7 +813,7 @@ static int ws_write_queue(struct ws_sess *s, struct lws *wsi)
 	static unsigned char batch[LWS_PRE + WS_BATCH_BYTES];
 	struct metrics *mt = &s->srv->metrics;
 
-	while (s->qlen && !lws_send_pipe_choked(wsi)) {
+	while (s->qlen && !lws_partial_buffered(wsi)) {
 		unsigned char *out = batch + LWS_PRE;
 		size_t used = 0;
 		struct hub_msg *m;
@@ -852,7 +865,7 @@ void ws_flush_dirty(struct server *srv)
 		ws_unmark_dirty(s);
 		/* A closing session, a full socket or a failed write: lws's callback does it
 		 * (and a failed write closes the connection there). */
-		if (s->close_code || lws_send_pipe_choked(s->wsi) || ws_write_queue(s, s->wsi) || s->qlen)
+		if (s->close_code || lws_partial_buffered(s->wsi) || ws_write_queue(s, s->wsi) || s->qlen)
 			lws_callback_on_writable(s->wsi);
 	}
 	uv_check_stop(&srv->flush);
@@ -897,7 +910,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		if (sess_expired(s))
 			sess_close_later(s, SESS_CLOSE_UNAUTHORIZED, "token expired");
 		else if (s->grant.exp)
-			lws_set_timer_usecs(wsi, LWS_USEC_PER_SEC);
+			ws_arm_expiry(s, wsi);
 		return 0;
 	default:
 		return 0;

@@ -98,6 +98,9 @@ static void test_jwt(void)
 	tok = auth_jwt_sign(SECRET, 32, "{\"exp\":1700000000}");
 	expect_refused(a, tok, "token expired", "an expired token");
 	free(tok);
+	tok = auth_jwt_sign(SECRET, 32, "{\"exp\":0}");
+	expect_refused(a, tok, "token expired", "exp 0 (1970), not taken for \"never\"");
+	free(tok);
 	tok = auth_jwt_sign(SECRET, 32, "{\"nbf\":1900000000}");
 	expect_refused(a, tok, "not valid yet", "a token not valid yet");
 	free(tok);
@@ -170,6 +173,9 @@ static void test_api_keys(void)
 	tap_ok(auth_load_api_keys(a, write_file("bad3", "k-0123456789abcdef publish=a/b\n"), err, sizeof err) == -1 &&
 		       strstr(err, "channel-name characters"),
 	       "keys: a bad pattern is refused");
+	tap_ok(auth_load_api_keys(a, write_file("dots", "k.0123456789abcd.ef\n"), err, sizeof err) == -1 &&
+		       strstr(err, "taken for a JWT"),
+	       "keys: a key with exactly two dots is refused (it would be read as a JWT)");
 	tap_ok(auth_load_api_keys(a, write_file("empty", "# nothing\n"), err, sizeof err) == -1 &&
 		       strstr(err, "no API keys"),
 	       "keys: a file without keys is refused");
