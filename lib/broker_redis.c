@@ -80,6 +80,11 @@ struct rbroker {
 	struct rconn cmd, sub;
 	struct strmap chans; /* name -> struct rchan */
 	uv_timer_t tick;
+	/* --redis-wait: publishes sent this loop iteration, confirmed by one WAIT at its end */
+	struct pubreq **unwaited;
+	size_t nunwaited, capunwaited;
+	uv_check_t wait_check;
+	unsigned waits_in_flight; /* a WAIT holds the command connection (and the heartbeat) */
 	uint64_t rng; /* xorshift state for backoff jitter */
 	char hb_chan[48]; /* this node's heartbeat channel: a space keeps it apart from any chan */
 	char pub_sha[41]; /* the publish script, once SCRIPT LOADed: publishes send EVALSHA */
@@ -568,14 +573,11 @@ static void on_published(redisAsyncContext *ac, void *r, void *priv)
 }
 
 /* WAIT's answer: how many replicas have everything this connection wrote so far. */
-static void on_waited(redisAsyncContext *ac, void *r, void *priv)
+/* WAIT's answer for one publish of the batch it covered. */
+static void pubreq_waited(struct pubreq *req, const redisReply *reply)
 {
-	redisReply *reply = r;
-	struct pubreq *req = priv;
 	struct rbroker *rb = req->conn->rb;
 
-	if (reply && req->conn->ac == ac)
-		rconn_heard(req->conn);
 	if (!reply)
 		pubreq_fail(req, "not confirmed: lost the connection to redis before the replicas answered; the message may still be delivered");
 	else if (reply->type != REDIS_REPLY_INTEGER) {
@@ -593,12 +595,58 @@ static void on_waited(redisAsyncContext *ac, void *r, void *priv)
 		pubreq_finish(req);
 }
 
+struct waitbatch {
+	size_t n;
+	struct pubreq *reqs[];
+};
+
+/* WAIT's answer: how many replicas have everything this connection wrote so far, so it
+ * settles every publish of the batch at once. */
+static void on_waited(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct waitbatch *w = priv;
+
+	if (w->n)
+		w->reqs[0]->conn->rb->waits_in_flight--;
+	if (r && w->n && w->reqs[0]->conn->ac == ac)
+		rconn_heard(w->reqs[0]->conn);
+	for (size_t i = 0; i < w->n; i++)
+		pubreq_waited(w->reqs[i], r);
+	free(w);
+}
+
+/* After each loop iteration: one WAIT for every publish sent in it. One WAIT per publish
+ * would hold the connection up to a second per publish while a replica is missing, and
+ * with it the heartbeat and history reads queued behind. */
+static void rb_send_wait(uv_check_t *h)
+{
+	struct rbroker *rb = h->data;
+	struct waitbatch *w = malloc(sizeof *w + rb->nunwaited * sizeof w->reqs[0]);
+	char nrep[16];
+
+	uv_check_stop(h);
+	if (w) {
+		w->n = rb->nunwaited;
+		memcpy(w->reqs, rb->unwaited, rb->nunwaited * sizeof w->reqs[0]);
+	}
+	rb->nunwaited = 0;
+	snprintf(nrep, sizeof nrep, "%u", rb->cfg.replicas);
+	if (w && w->n && rb->cmd.ac &&
+	    redisAsyncCommand(rb->cmd.ac, on_waited, w, "WAIT %s %s", nrep, WAIT_TIMEOUT_MS) == REDIS_OK) {
+		rb->waits_in_flight++;
+		return;
+	}
+	for (size_t i = 0; w && i < w->n; i++)
+		pubreq_waited(w->reqs[i], NULL); /* as if the connection was lost: not confirmed */
+	free(w);
+}
+
 static void rb_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 		       broker_done_fn *done, void *arg)
 {
 	struct rbroker *rb = (struct rbroker *)b;
 	char meta[CHAN_MAX + 16], log[CHAN_MAX + 16], key[CHAN_MAX + ENV_KEY_MAX + 16];
-	char tsbuf[24], nbuf[24], ttlbuf[24], winbuf[24], nrep[16];
+	char tsbuf[24], nbuf[24], ttlbuf[24], winbuf[24];
 	char sender[6 * ENV_SENDER_MAX + 16];
 	const char *argv[13];
 	size_t lens[13];
@@ -649,12 +697,20 @@ static void rb_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 	}
 	if (!rb->cfg.replicas)
 		return;
-	/* Pipelined behind the script: Redis runs it once the script is done. */
-	snprintf(nrep, sizeof nrep, "%u", rb->cfg.replicas);
-	if (redisAsyncCommand(rb->cmd.ac, on_waited, req, "WAIT %s %s", nrep, WAIT_TIMEOUT_MS) != REDIS_OK) {
-		pubreq_fail(req, "not confirmed: redis connection closed before WAIT; the message may still be delivered");
-		req->replies--; /* the script's reply (or its NULL on disconnect) still comes */
+	/* The WAIT goes out at the end of this loop iteration, behind every script sent in it. */
+	if (rb->nunwaited == rb->capunwaited) {
+		size_t ncap = rb->capunwaited ? 2 * rb->capunwaited : 64;
+		struct pubreq **nu = realloc(rb->unwaited, ncap * sizeof *nu);
+		if (!nu) {
+			pubreq_fail(req, "not confirmed: out of memory before WAIT; the message may still be delivered");
+			req->replies--; /* the script's reply still comes */
+			return;
+		}
+		rb->unwaited = nu;
+		rb->capunwaited = ncap;
 	}
+	rb->unwaited[rb->nunwaited++] = req;
+	uv_check_start(&rb->wait_check, rb_send_wait);
 }
 
 struct histreq {
@@ -801,6 +857,12 @@ static void rb_on_tick(uv_timer_t *t)
 		struct rconn *c = conns[i];
 		if (!c->up)
 			continue;
+		if (c == &rb->sub && rb->waits_in_flight) {
+			/* The beat queues behind the WAITs (up to a second each): it proves nothing
+			 * now. TCP keepalive still watches the socket. */
+			c->ping_pending = 0;
+			continue;
+		}
 		if (c->ping_pending && now - c->ping_sent >= DEAD_MS && now - c->last_rx >= DEAD_MS) {
 			rconn_drop(c, c == &rb->sub ? "no heartbeat through redis pub/sub for 3 s"
 						    : "no answer from redis for 3 s");
@@ -855,6 +917,7 @@ static void rb_on_close(uv_handle_t *h)
 	for (size_t i = 0; (i = strmap_next(&rb->chans, i, &name, &v));)
 		free(v);
 	strmap_free(&rb->chans);
+	free(rb->unwaited);
 	free(rb);
 }
 
@@ -866,6 +929,9 @@ static void rb_free(struct broker *b)
 	rb->closing = 1;
 	if (rb->sentinel)
 		sentinel_free(rb->sentinel);
+	if (rb->nunwaited) /* their scripts' replies come (NULL) when the connection is freed */
+		rb_send_wait(&rb->wait_check);
+	uv_close((uv_handle_t *)&rb->wait_check, rb_on_close);
 	for (int i = 0; i < 2; i++) {
 		redisAsyncContext *ac = conns[i]->ac;
 		conns[i]->ac = NULL;
@@ -972,6 +1038,9 @@ struct broker *broker_redis_new(uv_loop_t *loop, const struct redis_url *url,
 	rb->open_handles++;
 	uv_timer_start(&rb->tick, rb_on_tick, TICK_MS, TICK_MS);
 	uv_unref((uv_handle_t *)&rb->tick);
+	uv_check_init(loop, &rb->wait_check);
+	rb->wait_check.data = rb;
+	rb->open_handles++;
 	if (cfg->sentinels) { /* connect once the sentinels name the master */
 		char err[200];
 		rb->url.is_unix = 0;
