@@ -70,15 +70,26 @@ static void mem_keys_expire(struct mem_broker *mb, int64_t now_ms)
 
 /* Remember pub's key for the message just put at seq. Out of memory only loses the
  * protection against a repeat, never the message. */
+/* A key belongs to its publisher: "SENDER KEY" (a key has no spaces, so the last space
+ * splits it), or the key alone when nobody is named. */
+static void mem_key_name(const struct env_pub *pub, char out[ENV_SENDER_MAX + ENV_KEY_MAX + 2])
+{
+	snprintf(out, ENV_SENDER_MAX + ENV_KEY_MAX + 2, "%s%s%s", pub->sender,
+		 pub->sender[0] ? " " : "", pub->key);
+}
+
 static void mem_key_add(struct mem_broker *mb, struct mem_chan *c, const struct env_pub *pub,
 			uint64_t seq, int64_t ts)
 {
-	size_t n = strlen(pub->key) + 1;
-	struct mem_key *k = malloc(sizeof *k + n);
+	char name[ENV_SENDER_MAX + ENV_KEY_MAX + 2];
+	size_t n;
+	struct mem_key *k;
 
-	if (!k)
+	mem_key_name(pub, name);
+	n = strlen(name) + 1;
+	if (!(k = malloc(sizeof *k + n)))
 		return;
-	memcpy(k->name, pub->key, n);
+	memcpy(k->name, name, n);
 	k->next = NULL;
 	k->chan = c;
 	k->seq = seq;
@@ -161,8 +172,10 @@ static void mem_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 
 	strcpy(pos.epoch, mb->epoch);
 	if (c && pub->key[0] && mb->cfg.key_window_s) {
+		char name[ENV_SENDER_MAX + ENV_KEY_MAX + 2];
+		mem_key_name(pub, name);
 		mem_keys_expire(mb, env_now_ms());
-		if ((k = strmap_get(&c->keys, pub->key))) {
+		if ((k = strmap_get(&c->keys, name))) {
 			pos.seq = k->seq;
 			pos.ts = k->ts;
 			pos.duplicate = 1;

@@ -645,7 +645,7 @@ static void rb_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 		       broker_done_fn *done, void *arg)
 {
 	struct rbroker *rb = (struct rbroker *)b;
-	char meta[CHAN_MAX + 16], log[CHAN_MAX + 16], key[CHAN_MAX + ENV_KEY_MAX + 16];
+	char meta[CHAN_MAX + 16], log[CHAN_MAX + 16], key[CHAN_MAX + ENV_SENDER_MAX + ENV_KEY_MAX + 16];
 	char tsbuf[24], nbuf[24], ttlbuf[24], winbuf[24];
 	char sender[6 * ENV_SENDER_MAX + 16];
 	const char *argv[13];
@@ -667,7 +667,9 @@ static void rb_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 	req->arg = arg;
 	req->conn = &rb->cmd;
 	rb_keys(pub->chan, meta, log);
-	snprintf(key, sizeof key, "chatd:{%s}:k:%s", pub->chan, pub->key);
+	/* a key belongs to its publisher: "SENDER KEY" when one is named (keys have no spaces) */
+	snprintf(key, sizeof key, "chatd:{%s}:k:%s%s%s", pub->chan, pub->sender,
+		 pub->sender[0] ? " " : "", pub->key);
 	snprintf(tsbuf, sizeof tsbuf, "%lld", (long long)ts);
 	snprintf(nbuf, sizeof nbuf, "%zu", rb->cfg.history);
 	snprintf(ttlbuf, sizeof ttlbuf, "%llu", (unsigned long long)rb->cfg.history_ttl_s * 1000);

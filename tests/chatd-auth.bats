@@ -155,3 +155,16 @@ honest() {
 	[ "$status" -eq 69 ]
 	[[ "$output" == *"cannot listen on 192.0.2.1:1"* ]]
 }
+
+@test "idempotency keys belong to the user: the same key from two users publishes twice, from one user once" {
+	start_chatd --jwt-secret-file "$SECRET"
+	local bob
+	bob=$(jwt '{"sub":"bob","publish":["room.*"],"subscribe":["room.*"]}')
+	run curl -s -H "Authorization: Bearer $ANN" -H 'Idempotency-Key: 1' -d '{"chan":"room.k","msg":"ann"}' "$CHATD_URL/"
+	[[ "$output" == '{"ok":true,"chan":"room.k","seq":1,'* ]]
+	run curl -s -H "Authorization: Bearer $bob" -H 'Idempotency-Key: 1' -d '{"chan":"room.k","msg":"bob"}' "$CHATD_URL/"
+	[[ "$output" == '{"ok":true,"chan":"room.k","seq":2,'* ]]
+	[[ "$output" != *duplicate* ]]
+	run curl -s -H "Authorization: Bearer $ANN" -H 'Idempotency-Key: 1' -d '{"chan":"room.k","msg":"ann"}' "$CHATD_URL/"
+	[[ "$output" == '{"ok":true,"chan":"room.k","seq":1,'*'"duplicate":true}' ]]
+}
