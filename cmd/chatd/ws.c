@@ -506,13 +506,13 @@ int sess_open(struct ws_sess *s, struct lws *wsi, enum sess_kind kind, const cha
 
 	s->kind = kind;
 	s->wsi = wsi;
-	s->srv = srv;
 	lws_get_peer_simple(wsi, s->peer, sizeof s->peer);
 	if (!strncmp(s->peer, "::ffff:", 7)) /* v4-mapped: show the IPv4 address */
 		memmove(s->peer, s->peer + 7, strlen(s->peer + 7) + 1);
 	s->link = calloc(1, sizeof *s->link);
 	if (!s->link)
-		return -1;
+		return -1; /* srv unset: sess_close has nothing to undo */
+	s->srv = srv;
 	s->link->sess = s;
 	s->next = srv->sessions;
 	if (srv->sessions)
