@@ -20,6 +20,7 @@
 struct ip_count {
 	unsigned n;
 	int warned; /* logged once per burst of refusals */
+	char ip[48]; /* its key in by_ip */
 };
 
 struct bucket {
@@ -85,6 +86,7 @@ int limits_conn_open(struct server *srv, int fd)
 			free(c);
 			return -1;
 		}
+		strcpy(c->ip, ip);
 	}
 	if (cfg->max_conns_per_ip && c->n >= cfg->max_conns_per_ip) {
 		srv->metrics.conn_refused++;
@@ -102,18 +104,9 @@ int limits_conn_open(struct server *srv, int fd)
 
 static void limits_uncount(struct limits *l, struct ip_count *c)
 {
-	const char *ip;
-	void *v;
-
 	l->nconns--;
-	if (--c->n)
-		return;
-	/* Last connection from that address: drop its entry. */
-	for (size_t i = 0; (i = strmap_next(&l->by_ip, i, &ip, &v));)
-		if (v == c) {
-			free(strmap_del(&l->by_ip, ip));
-			break;
-		}
+	if (--c->n == 0) /* the address's last connection: drop its entry */
+		free(strmap_del(&l->by_ip, c->ip));
 }
 
 void limits_conn_bind(struct server *srv, struct lws *wsi)
