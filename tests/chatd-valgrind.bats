@@ -5,6 +5,14 @@
 
 load helpers
 
+setup() {
+	# valgrind and AddressSanitizer cannot share a process: the ASan run skips this file
+	if ldd "$BUILD/chatd" | grep -q libasan; then
+		skip "valgrind cannot run an AddressSanitizer build"
+	fi
+	command -v valgrind >/dev/null || skip "valgrind is not installed (scripts/install-deps)"
+}
+
 vg() { # exec: when run in the background, $! is valgrind itself
 	exec valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 		--log-file="$BATS_TEST_TMPDIR/vg.%p.log" "$BUILD/chatd" "$@"
