@@ -214,20 +214,6 @@ ann: again" ]
 	[ "$(grep -c connecting "$BG_OUT.err")" -eq 1 ]
 }
 
-# start_tls [ARGS...]: chatd over TLS with a self-signed certificate for 127.0.0.1, made
-# here; CHATD_URL is https://.
-start_tls() {
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$BATS_TEST_TMPDIR/key.pem" \
-		-out "$BATS_TEST_TMPDIR/cert.pem" -days 2 -subj "/CN=localhost" \
-		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
-	CHATD_PORT=$(free_port)
-	CHATD_URL=https://127.0.0.1:$CHATD_PORT
-	CHATD_LOG=$BATS_TEST_TMPDIR/chatd.log
-	chatd -l "127.0.0.1:$CHATD_PORT" --tls-cert "$BATS_TEST_TMPDIR/cert.pem" \
-		--tls-key "$BATS_TEST_TMPDIR/key.pem" "$@" 2>"$CHATD_LOG" 3>&- &
-	STARTED_PIDS+=("$!")
-	wait_until 5 curl -s --cacert "$BATS_TEST_TMPDIR/cert.pem" -o /dev/null "$CHATD_URL/healthz"
-}
 
 @test "wss: --cacert trusts the server's certificate, -k skips the check, neither fails clearly with 69" {
 	start_tls

@@ -39,15 +39,8 @@ load helpers
 }
 
 @test "https: --cacert trusts the server's certificate, -k skips the check, neither fails clearly" {
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$BATS_TEST_TMPDIR/key.pem" \
-		-out "$BATS_TEST_TMPDIR/cert.pem" -days 2 -subj "/CN=localhost" \
-		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
-	local port
-	port=$(free_port)
-	chatd -l "127.0.0.1:$port" --tls-cert "$BATS_TEST_TMPDIR/cert.pem" --tls-key "$BATS_TEST_TMPDIR/key.pem" \
-		2>"$BATS_TEST_TMPDIR/chatd.log" 3>&- &
-	STARTED_PIDS+=("$!")
-	wait_until 5 curl -sk -o /dev/null "https://127.0.0.1:$port/healthz"
+	start_tls
+	local port=$CHATD_PORT
 	run chat-post -u "https://127.0.0.1:$port" -c t --cacert "$BATS_TEST_TMPDIR/cert.pem" 'trusted'
 	[ "$status" -eq 0 ]
 	run chat-post -u "https://127.0.0.1:$port" -c t -k 'unchecked'

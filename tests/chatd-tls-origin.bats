@@ -4,24 +4,6 @@
 
 load helpers
 
-cert() {
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$BATS_TEST_TMPDIR/key.pem" \
-		-out "$BATS_TEST_TMPDIR/cert.pem" -days 2 -subj "/CN=localhost" \
-		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
-}
-
-# start_tls [ARGS...]: chatd over TLS; CHATD_URL is https://
-start_tls() {
-	cert
-	CHATD_PORT=$(free_port)
-	CHATD_URL=https://127.0.0.1:$CHATD_PORT
-	CHATD_LOG=$BATS_TEST_TMPDIR/chatd.log
-	chatd -l "127.0.0.1:$CHATD_PORT" --tls-cert "$BATS_TEST_TMPDIR/cert.pem" \
-		--tls-key "$BATS_TEST_TMPDIR/key.pem" "$@" 2>"$CHATD_LOG" 3>&- &
-	STARTED_PIDS+=("$!")
-	wait_until 5 curl -s --cacert "$BATS_TEST_TMPDIR/cert.pem" -o /dev/null "$CHATD_URL/healthz"
-}
-
 # wsorigin URL ORIGIN: connect with an Origin header (as a browser would); prints the
 # first frame or "CLOSE code reason"
 wsorigin() {
@@ -59,7 +41,7 @@ EOF
 }
 
 @test "TLS options: both or neither, and readable" {
-	cert
+	tls_cert
 	run chatd --tls-cert "$BATS_TEST_TMPDIR/cert.pem"
 	[ "$status" -eq 64 ]
 	[[ "$output" == *"--tls-cert and --tls-key go together"* ]]

@@ -38,6 +38,28 @@ start_chatd() {
 	}
 }
 
+# tls_cert: a self-signed certificate for localhost and 127.0.0.1 in
+# $BATS_TEST_TMPDIR/cert.pem, its key in key.pem.
+tls_cert() {
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$BATS_TEST_TMPDIR/key.pem" \
+		-out "$BATS_TEST_TMPDIR/cert.pem" -days 2 -subj "/CN=localhost" \
+		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+}
+
+# start_tls [ARGS...]: chatd over TLS with tls_cert's certificate, as start_chatd (sets
+# CHATD_PID, CHATD_PORT, CHATD_LOG); CHATD_URL is https://.
+start_tls() {
+	tls_cert
+	CHATD_PORT=$(free_port)
+	CHATD_URL=https://127.0.0.1:$CHATD_PORT
+	CHATD_LOG=$BATS_TEST_TMPDIR/chatd.$CHATD_PORT.log
+	chatd -l "127.0.0.1:$CHATD_PORT" --tls-cert "$BATS_TEST_TMPDIR/cert.pem" \
+		--tls-key "$BATS_TEST_TMPDIR/key.pem" "$@" 2>"$CHATD_LOG" 3>&- &
+	CHATD_PID=$!
+	STARTED_PIDS+=("$CHATD_PID")
+	wait_until 5 curl -s --cacert "$BATS_TEST_TMPDIR/cert.pem" -o /dev/null "$CHATD_URL/healthz"
+}
+
 # wait_healthy URL: until /healthz answers 200 (the broker is usable).
 wait_healthy() {
 	wait_until 10 curl -sf -o /dev/null "$1/healthz"
