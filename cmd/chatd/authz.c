@@ -103,3 +103,24 @@ int authz_origin(struct lws *wsi, char *origin, size_t cap)
 		return 0;
 	return -1;
 }
+
+/* Cross-origin: the browser may read the answer (and, in a preflight, send the POST). */
+int authz_cors_headers(struct lws *wsi, const char *origin, int preflight, unsigned char **p,
+		       unsigned char *end)
+{
+	static const struct { const char *name, *value; } pre[] = {
+		{ "access-control-allow-methods:", "GET, POST" },
+		{ "access-control-allow-headers:", "content-type, authorization, idempotency-key, last-event-id" },
+		{ "access-control-max-age:", "600" },
+	};
+
+	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+					(const unsigned char *)origin, (int)strlen(origin), p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:", (const unsigned char *)"Origin", 6, p, end))
+		return -1;
+	for (size_t i = 0; preflight && i < sizeof pre / sizeof pre[0]; i++)
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)pre[i].name,
+						(const unsigned char *)pre[i].value, (int)strlen(pre[i].value), p, end))
+			return -1;
+	return 0;
+}

@@ -490,25 +490,6 @@ static int http_on_body(struct http_req *r, const char *in, size_t len)
 	return 0;
 }
 
-/* Cross-origin: the browser may read the answer (and, in a preflight, send the POST). */
-static int http_cors_headers(struct lws *wsi, struct http_req *r, unsigned char **p, unsigned char *end)
-{
-	static const struct { const char *name, *value; } pre[] = {
-		{ "access-control-allow-methods:", "GET, POST" },
-		{ "access-control-allow-headers:", "content-type, authorization, idempotency-key, last-event-id" },
-		{ "access-control-max-age:", "600" },
-	};
-
-	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
-					(const unsigned char *)r->origin, (int)strlen(r->origin), p, end) ||
-	    lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:", (const unsigned char *)"Origin", 6, p, end))
-		return -1;
-	for (size_t i = 0; r->preflight && i < sizeof pre / sizeof pre[0]; i++)
-		if (lws_add_http_header_by_name(wsi, (const unsigned char *)pre[i].name,
-						(const unsigned char *)pre[i].value, (int)strlen(pre[i].value), p, end))
-			return -1;
-	return 0;
-}
 
 /* Write the prepared answer: headers, then the body unless it is a HEAD. */
 static int http_write_answer(struct lws *wsi, struct http_req *r)
@@ -524,7 +505,7 @@ static int http_write_answer(struct lws *wsi, struct http_req *r)
 	if (r->www_auth && lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
 						     (const unsigned char *)r->www_auth, (int)strlen(r->www_auth), &p, end))
 		return -1;
-	if (r->origin[0] && http_cors_headers(wsi, r, &p, end))
+	if (r->origin[0] && authz_cors_headers(wsi, r->origin, r->preflight, &p, end))
 		return -1;
 	if (r->retry_after) {
 		int n = snprintf(num, sizeof num, "%d", r->retry_after);

@@ -125,6 +125,9 @@ int authz_request(struct lws *wsi, const char *body_token, int publish,
  * "" when the request has none, in origin) or -1. Allowed: no Origin (not a browser),
  * this server's own origin, and the --allow-origin list. */
 int authz_origin(struct lws *wsi, char *origin, size_t cap);
+/* The CORS headers for an allowed origin (and, for a preflight, what may be sent). */
+int authz_cors_headers(struct lws *wsi, const char *origin, int preflight, unsigned char **p,
+		       unsigned char *end);
 
 static inline struct server *server_of(struct lws *wsi)
 {

@@ -38,10 +38,7 @@ static int sse_headers(struct lws *wsi, const char *origin)
 						(const unsigned char *)extra[i].value,
 						(int)strlen(extra[i].value), &p, end))
 			return -1;
-	if (origin[0] && /* an allowed page elsewhere: its EventSource may read this */
-	    (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
-					 (const unsigned char *)origin, (int)strlen(origin), &p, end) ||
-	     lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:", (const unsigned char *)"Origin", 6, &p, end)))
+	if (origin[0] && authz_cors_headers(wsi, origin, 0, &p, end)) /* an allowed page's EventSource */
 		return -1;
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
