@@ -52,7 +52,7 @@ chat-post_LIBS  := $(LIBS_libcurl) $(LIBS_libcjson)
 chat-listen_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/chat-listen/*.c))
 chat-listen_LIBS:= $(LIBS_libwebsockets) $(LIBS_libcjson)
 chat-bench_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/chat-bench/*.c))
-chat-bench_LIBS := $(LIBS_libwebsockets) $(LIBS_libcurl) $(LIBS_libcjson) -lpthread -lm
+chat-bench_LIBS := $(LIBS_libwebsockets) $(LIBS_libcjson) -lpthread -lm
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)

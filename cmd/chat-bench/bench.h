@@ -130,15 +130,17 @@ struct pub {
 	uint32_t idx;
 	pthread_t thread;
 	int started;
-	void *curl;          /* its keep-alive connection */
+	int fd;              /* its keep-alive connection, blocking; -1: none */
 	char *body;          /* body_pre is written once; payload and body_post per message */
 	size_t pre_len, post_len;
+	char *req;           /* the request: the head is written once, the rest per message */
+	char *in;            /* the answer */
+	size_t in_cap;
 	uint64_t sent, accepted, refused, failed;
 	int64_t done_ns;
 	int64_t lag_max_ns;  /* with --rate: the latest a post started after it was due */
 	char resp[240];      /* the start of the last response body */
 	size_t resp_len;
-	char curl_err[256];  /* CURL_ERROR_SIZE */
 	long first_status;   /* the first refusal: status (0: no answer) and why; -1: none yet */
 	char first_err[300];
 };
@@ -175,7 +177,10 @@ struct bench {
 	atomic_uint_fast64_t next_id;
 	atomic_int running;
 	int64_t pub_start_ns, pub_end_ns;
-	void *headers;               /* struct curl_slist, shared read-only */
+	char *req_head;              /* "POST ... Content-Length: ", shared read-only */
+	size_t req_head_len;
+	struct sockaddr_storage pub_addr;
+	socklen_t pub_addrlen;
 	struct pub *probe;           /* a publisher of its own for the probes, main thread */
 
 	/* cost: before connecting, once connected, and around the measured phase */

@@ -6,7 +6,6 @@
  * given the server's pids, its CPU time per delivery and memory per connection. The idle
  * mode only opens the connections and measures their memory. Exit status 0 only when every
  * accepted message reached every subscriber and no post was refused. */
-#include <curl/curl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -574,8 +573,6 @@ int main(int argc, char **argv)
 		die(EX_USAGE, "%s", err);
 	raise_nofile(&b->o);
 	signal(SIGPIPE, SIG_IGN);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT))
-		die(EX_OSERR, "cannot initialise libcurl");
 	payload_tag(b->tag, (uint32_t)getpid() ^ (uint32_t)bench_now_ns());
 	progress_on = !b->o.quiet;
 	progress_tty = isatty(STDERR_FILENO);
@@ -604,6 +601,5 @@ int main(int argc, char **argv)
 	subs_close(b);
 	bench_free(b);
 	free(b);
-	curl_global_cleanup();
 	return code;
 }

@@ -110,6 +110,14 @@ int target_init(struct bench_target *t, const struct bench_opts *o, char *err, s
 		   (size_t)snprintf(t->pub_url, sizeof t->pub_url, "%s/", http) >= sizeof t->pub_url) {
 		return err_set(err, errlen, "server URL too long");
 	}
+	{
+		struct url pu;
+		if (url_parse(t->pub_url, &pu, err, errlen))
+			return -1;
+		if (url_is_tls(&pu) || strcmp(pu.scheme, "http"))
+			return err_set(err, errlen, "publishers speak plain HTTP only (http://), not "
+				       "\"%s\"", t->pub_url);
+	}
 	if (o->sub_tmpl ? sub_from_template(t, o->sub_tmpl, o->chan, err, errlen)
 			: sub_chatd(t, &base, o->chan, err, errlen))
 		return -1;
