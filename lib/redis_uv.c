@@ -56,16 +56,28 @@ static void redis_uv_del_read(void *d)
 	redis_uv_update(p, p->events & ~UV_READABLE);
 }
 
-static void redis_uv_on_flush(uv_prepare_t *h)
+static void redis_uv_write_now(struct redis_uv *p)
 {
-	struct redis_uv *p = h->data;
-
-	uv_prepare_stop(h);
 	if (!p->ac || !p->want_write)
 		return;
 	redisAsyncHandleWrite(p->ac); /* may disconnect: then p->ac is NULL, p still valid */
 	if (p->ac && p->want_write) /* the kernel did not take it all */
 		redis_uv_update(p, p->events | UV_WRITABLE);
+}
+
+static void redis_uv_on_flush(uv_prepare_t *h)
+{
+	uv_prepare_stop(h);
+	redis_uv_write_now(h->data);
+}
+
+void redis_uv_flush(redisAsyncContext *ac)
+{
+	struct redis_uv *p = ac->ev.data;
+
+	/* only once connected, and only when not already waiting for POLLOUT */
+	if (p && p->ac == ac && (ac->c.flags & REDIS_CONNECTED) && !(p->events & UV_WRITABLE))
+		redis_uv_write_now(p);
 }
 
 static void redis_uv_add_write(void *d)

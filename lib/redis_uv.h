@@ -13,4 +13,8 @@ struct uv_loop_s;
 /* Returns 0, or -1 when out of memory or already attached. */
 int redis_uv_attach(struct redisAsyncContext *ac, struct uv_loop_s *loop);
 
+/* Write what is queued on ac now rather than just before the loop sleeps: for a caller
+ * that queues commands in that same phase. */
+void redis_uv_flush(struct redisAsyncContext *ac);
+
 #endif
