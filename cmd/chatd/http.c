@@ -71,8 +71,11 @@ static void http_req_reset(struct http_req *r)
 	memset(r, 0, sizeof *r);
 }
 
-static void http_answer_raw(struct lws *wsi, struct http_req *r, int status, const char *ctype,
-			    const void *body, size_t len)
+static int http_write_answer(struct lws *wsi, struct http_req *r);
+
+/* Prepare the answer; it goes out in the next HTTP_WRITEABLE callback. */
+static void http_prepare(struct http_req *r, int status, const char *ctype, const void *body,
+			 size_t len)
 {
 	free(r->resp);
 	r->resp = malloc(LWS_PRE + len + 1);
@@ -81,6 +84,12 @@ static void http_answer_raw(struct lws *wsi, struct http_req *r, int status, con
 	r->resp_len = r->resp ? len : 0;
 	if (r->resp)
 		memcpy(r->resp + LWS_PRE, body, len);
+}
+
+static void http_answer_raw(struct lws *wsi, struct http_req *r, int status, const char *ctype,
+			    const void *body, size_t len)
+{
+	http_prepare(r, status, ctype, body, len);
 	lws_callback_on_writable(wsi);
 }
 
@@ -93,6 +102,25 @@ static void http_answer_json(struct lws *wsi, struct http_req *r, int status, cJ
 	http_answer_raw(wsi, r, status, "application/json", text ? text : "", len);
 	cJSON_free(text);
 	cJSON_Delete(obj);
+}
+
+/* The publish's answer, written at once, once the whole request is read: asking for a
+ * writable callback first costs a loop turn and, through libuv's uv_poll_start, two
+ * epoll_ctl calls each way (perf: 15% of chatd's time at 12,000 publishes/s). lws keeps
+ * whatever the socket does not take and sends it when it can. */
+static void http_answer_now(struct lws *wsi, struct http_req *r, int status, const char *text,
+			    size_t len)
+{
+	int close;
+
+	http_prepare(r, status, "application/json", text, len);
+	close = r->close_after;
+	if (!r->resp || http_write_answer(wsi, r)) {
+		close = 1;
+	}
+	http_req_reset(r);
+	if (close || lws_http_transaction_completed(wsi))
+		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
 static void http_error(struct lws *wsi, struct http_req *r, int status, const char *err)
@@ -146,18 +174,24 @@ static void http_on_published(void *arg, const char *err, const struct broker_po
 		snprintf(msg, sizeof msg, "message not acknowledged, try again: %s", err);
 		r->retry_after = 1;
 		http_error(wsi, r, 503, msg);
-	} else {
+	} else if (err) {
 		cJSON *o = cJSON_CreateObject();
-		cJSON_AddBoolToObject(o, "ok", !err);
-		if (err)
-			cJSON_AddStringToObject(o, "error", err);
+		cJSON_AddBoolToObject(o, "ok", 0);
+		cJSON_AddStringToObject(o, "error", err);
 		cJSON_AddStringToObject(o, "chan", r->chan);
 		cJSON_AddNumberToObject(o, "seq", (double)pos->seq);
 		cJSON_AddStringToObject(o, "epoch", pos->epoch);
-		cJSON_AddNumberToObject(o, "ts", (double)pos->ts); /* the envelope's ts */
-		if (pos->duplicate && !err)
-			cJSON_AddBoolToObject(o, "duplicate", 1);
-		http_answer_json(wsi, r, err ? 422 : 200, o);
+		cJSON_AddNumberToObject(o, "ts", (double)pos->ts);
+		http_answer_json(wsi, r, 422, o);
+	} else {
+		/* the common answer, without building a JSON tree: chan and epoch need no
+		 * escaping (channel names and epochs are plain ASCII) */
+		char text[CHAN_MAX + 160];
+		int n = snprintf(text, sizeof text,
+				 "{\"ok\":true,\"chan\":\"%s\",\"seq\":%llu,\"epoch\":\"%s\",\"ts\":%lld%s}",
+				 r->chan, (unsigned long long)pos->seq, pos->epoch,
+				 (long long)pos->ts, pos->duplicate ? ",\"duplicate\":true" : "");
+		http_answer_now(wsi, r, 200, text, (size_t)n < sizeof text ? (size_t)n : 0);
 	}
 }
 
@@ -189,6 +223,8 @@ static int http_rate(struct lws *wsi, struct http_req *r, const char *user)
 	char who[ENV_SENDER_MAX + 52], msg[200];
 	double wait;
 
+	if (!server_of(wsi)->cfg->publish_rate)
+		return 0; /* no limit: not even the peer's address to look up (a syscall) */
 	if (user[0])
 		snprintf(who, sizeof who, "u:%s", user);
 	else {
@@ -491,10 +527,15 @@ static int http_on_body(struct http_req *r, const char *in, size_t len)
 }
 
 
-/* Write the prepared answer: headers, then the body unless it is a HEAD. */
+/* Write the prepared answer: headers, then the body unless it is a HEAD. A small body
+ * goes in the same send() as the headers: one TCP segment, so the client wakes once. */
+#define HTTP_HEAD_MAX 512
+#define HTTP_SMALL_BODY 1024
+
 static int http_write_answer(struct lws *wsi, struct http_req *r)
 {
-	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+	unsigned char hdr[LWS_PRE + HTTP_HEAD_MAX + HTTP_SMALL_BODY];
+	unsigned char *start = hdr + LWS_PRE, *p = start, *end = start + HTTP_HEAD_MAX - 1;
 	char num[16];
 
 	if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->ctype, r->resp_len, &p, end))
@@ -519,10 +560,18 @@ static int http_write_answer(struct lws *wsi, struct http_req *r)
 	if (r->close_after &&
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
 		return -1;
+	if (r->head || r->resp_len <= HTTP_SMALL_BODY) {
+		if (lws_finalize_http_header(wsi, &p, end))
+			return -1;
+		if (!r->head) {
+			memcpy(p, r->resp + LWS_PRE, r->resp_len);
+			p += r->resp_len;
+		}
+		return lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0 ? -1 : 0;
+	}
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
-	if (!r->head &&
-	    lws_write(wsi, (unsigned char *)r->resp + LWS_PRE, r->resp_len, LWS_WRITE_HTTP_FINAL) < 0)
+	if (lws_write(wsi, (unsigned char *)r->resp + LWS_PRE, r->resp_len, LWS_WRITE_HTTP_FINAL) < 0)
 		return -1;
 	return 0;
 }
