@@ -439,7 +439,8 @@ static void rconn_connect(struct rconn *c)
 	ac->data = c;
 	c->ac = ac;
 	c->refused = 0;
-	redisEnableKeepAlive(&ac->c);
+	if (!u->is_unix) /* hiredis fails a UNIX socket on the TCP option */
+		redisEnableKeepAlive(&ac->c);
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	if (u->password[0] && u->user[0])

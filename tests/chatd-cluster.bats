@@ -163,3 +163,19 @@ sub_on() {
 	wait "$BG_PID"
 	grep -q '"msg":"still live"' "$BG_OUT"
 }
+
+@test "--redis unix:///PATH: a node on Redis's UNIX socket and one on TCP are one chat" {
+	local sock=$BATS_TEST_TMPDIR/redis.sock
+	start_redis --unixsocket "$sock" --unixsocketperm 700
+	start_chatd --redis "unix://$sock"
+	local u_url=$CHATD_URL u_log=$CHATD_LOG
+	wait_healthy "$u_url" || { cat "$u_log"; false; }
+	start_chatd --redis "$REDIS_URL"
+	wait_healthy "$CHATD_URL"
+	sub_on "$CHATD_PORT" via-unix 1
+	run curl -s -X POST -d '{"chan":"via-unix","msg":"over the socket"}' "$u_url/"
+	[[ "$output" == '{"ok":true'* ]]
+	wait "$BG_PID"
+	grep -q '"msg":"over the socket"' "$BG_OUT"
+	grep -q "broker=redis unix:$sock" "$u_log"
+}
