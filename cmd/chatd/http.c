@@ -614,7 +614,15 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return http_on_body(r, in, len);
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		/* lws 4.1.6 hands a pipelined request's bytes over as a body of the one before,
-		 * then reports completion again and again: refuse pipelining by closing. */
+		 * then reports completion again and again: refuse pipelining by closing, but
+		 * only once the first request is answered (it may be a publish that is being
+		 * stored): stop reading, and close after the answer. (lws polls this connection
+		 * without sleeping until then: a broker round trip, rarely more.) */
+		if (r->body_done && r->wait) {
+			r->close_after = 1;
+			lws_rx_flow_control(wsi, 0);
+			return 0;
+		}
 		if (r->body_done || (r->kind == BODY_NONE && !r->status))
 			return -1;
 		if (r->kind != BODY_NONE && !r->status)
