@@ -215,6 +215,30 @@ PY
 	still_serving
 }
 
+@test "Redis: pipelined publishes: the first is stored and answered, then the connection is closed" {
+	start_redis
+	start_chatd --redis "$REDIS_URL"
+	wait_healthy "$CHATD_URL"
+	run $PY - "$CHATD_PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+req = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 21\r\n\r\n{\"chan\":\"pl\",\"msg\":1}"
+s.sendall(req + req.replace(b"1}", b"2}"))
+s.settimeout(5)
+data = b""
+while True:
+    d = s.recv(4096)
+    if not d:
+        break
+    data += d
+print(data.count(b"HTTP/1.1 "), data.split(b"\r\n")[0].decode(), b"connection: close" in data)
+PY
+	[ "$output" = "1 HTTP/1.1 200 OK True" ]
+	run curl -s "$CHATD_URL/history/pl"
+	[[ "$output" == *'"last":1,'* ]]
+	[[ "$output" == *'"msg":1}]}' ]]
+}
+
 @test "Transfer-Encoding next to Content-Length: 411, connection closed" {
 	run curl -s -i -X POST -H 'Content-Length: 5' -H 'Transfer-Encoding: chunked' \
 		--data-binary $'0\r\n\r\n' "$CHATD_URL/pub/a"
