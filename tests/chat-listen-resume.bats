@@ -225,6 +225,24 @@ m4" ]
 	[ "${lines[1]}" = 6 ]
 }
 
+@test "a position in a channel the server has no history of (a restarted chatd): the gap line names no empty epoch" {
+	start_chatd
+	bg chat-listen -u "$CHATD_URL" -c r --since r:3:old -n 1
+	wait_until 5 grep -q 'gap in r' "$BG_OUT.err"
+	chat-post -u "$CHATD_URL" -c r hello
+	finished "$BG_PID"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$BG_OUT")" = hello ]
+	# the first message of the new epoch follows the gap: nothing more to report
+	run cat "$BG_OUT.err"
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == *" WARN chat-listen: gap in r: asked after 3 (epoch old), server has none stored (no epoch yet); any message after 3 of epoch old is lost" ]]
+	run timeout 20 chat-listen -u "$CHATD_URL" -c q --since q:3:old --fail-on-gap
+	[ "$status" -eq 3 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == *" ERROR chat-listen: gap in q: asked after 3 (epoch old), server has none stored (no epoch yet); any message after 3 of epoch old is lost; exiting (--fail-on-gap)" ]]
+}
+
 @test "--fail-on-gap exits 3 at a gap without printing what follows; the state file is left as it was" {
 	start_chatd --history 5
 	chat-post -u "$CHATD_URL" -c g $(seq 10)

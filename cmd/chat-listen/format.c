@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "json.h"
 
 enum fmt_field { F_TEXT, F_CHAN, F_SEQ, F_EPOCH, F_TS, F_TS_MS, F_SENDER, F_MSG, F_JSON };
 
@@ -43,6 +44,8 @@ struct fmt {
 	char *out; /* the rendering, reused from one message to the next */
 	size_t len, cap;
 	int oom;
+	char *min; /* the envelope made compact, to cut msg from; reused too */
+	size_t mincap;
 };
 
 /* A template of n bytes has at most n pieces: v was sized for that. Literal text comes
@@ -196,15 +199,57 @@ static void local_time(const struct env_msg *m, char *out, size_t outlen)
 		strftime(out, outlen, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
-static void put_msg(struct fmt *f, const cJSON *msg)
+/* The JSON text of the envelope's "msg" member, as published: frame[0..len) made compact
+ * (which also checks it strictly), then its members walked as spans of text, the first
+ * one named msg winning as it does for cJSON. Returns 0 with the span, 1 when the frame is
+ * not strict JSON or has no msg, -1 when out of memory. */
+static int raw_msg(struct fmt *f, const char *frame, size_t len, const char **val, size_t *vlen)
 {
-	char *text;
+	const char *key, *why;
+	size_t klen, pos = 0, err_at;
+	char name[3];
+	long n;
 
-	if (cJSON_IsString(msg)) {
-		put_str(f, msg->valuestring);
+	if (len + 1 > f->mincap) {
+		char *p = realloc(f->min, len + 1);
+
+		if (!p)
+			return -1;
+		f->min = p;
+		f->mincap = len + 1;
+	}
+	if ((n = json_minify(frame, len, f->min, &err_at, &why)) < 0)
+		return 1;
+	while (json_object_next(f->min, (size_t)n, &pos, &key, &klen, val, vlen))
+		if (json_unescape_short(key, klen, name, sizeof name) == 3 && !memcmp(name, "msg", 3))
+			return 0;
+	return 1;
+}
+
+/* A string as its text. Any other value as its publisher wrote it, minus whitespace: cut
+ * from the envelope's text, where chatd keeps every digit, rather than printed again by
+ * cJSON, which goes through doubles (1e400 would become null, 12345678901234567890 lose
+ * digits and 1.10 its zero). Only a frame that is not strict JSON, which chatd never
+ * sends, falls back to cJSON's printing. */
+static void put_msg(struct fmt *f, const struct env_msg *m, const char *frame, size_t len)
+{
+	const char *val;
+	size_t vlen;
+	char *text;
+	int rc;
+
+	if (cJSON_IsString(m->msg)) {
+		put_str(f, m->msg->valuestring);
 		return;
 	}
-	if (!(text = cJSON_PrintUnformatted(msg))) {
+	if ((rc = raw_msg(f, frame, len, &val, &vlen)) <= 0) {
+		if (rc < 0)
+			f->oom = 1;
+		else
+			put(f, val, vlen);
+		return;
+	}
+	if (!(text = cJSON_PrintUnformatted(m->msg))) {
 		f->oom = 1;
 		return;
 	}
@@ -246,7 +291,7 @@ int fmt_render(struct fmt *f, const struct env_msg *m, const char *frame, size_t
 			if (m->sender)
 				put_colored(f, m->sender, sender_color(m->sender), color);
 			break;
-		case F_MSG: put_msg(f, m->msg); break;
+		case F_MSG: put_msg(f, m, frame, len); break;
 		case F_JSON: put(f, frame, len); break;
 		}
 	}
@@ -264,5 +309,6 @@ void fmt_free(struct fmt *f)
 	free(f->text);
 	free(f->v);
 	free(f->out);
+	free(f->min);
 	free(f);
 }

@@ -1,4 +1,5 @@
-/* format.h: --format templates, such as "{ts} {chan} {sender}: {msg}".
+/* format.h: --format templates, such as "{ts} {chan} {sender}: {msg}"; plain output is
+ * the template "{msg}".
  *
  * A template is read once, at start, so that a mistake in it is a usage error before
  * anything connects; then it is filled in for each message. Fields:
@@ -7,7 +8,9 @@
  *	{ts}                   when the server took the message, local time "2026-11-27 21:00:05"
  *	{ts_ms}                the same, milliseconds since 1970, as sent
  *	{sender}               who published it, "" when the server names nobody
- *	{msg}                  a string's text, any other value as compact JSON
+ *	{msg}                  a string's text; any other value as its JSON text from the
+ *	                       envelope, compact but otherwise as published (every digit,
+ *	                       escape and member order kept)
  *	{json}                 the whole envelope, as received
  *
  * "{{" and "}}" are literal braces; "\t", "\n" and "\\" a tab, a newline and a backslash.

@@ -39,7 +39,7 @@ static const char *state_file;
 static struct pos_table positions;
 static char resume[CHAN_MAX_PER_CONN * (sizeof "&since=::" + CHAN_MAX + 20 + ENV_EPOCH_MAX) + 32];
 static struct subscriber *sub;
-static struct fmt *format; /* --format, or NULL */
+static struct fmt *format; /* --format, or "{msg}"; NULL with --json */
 static int color;          /* --format's fields get colours */
 static char record_end = '\n';
 
@@ -96,25 +96,7 @@ static int print_line(const char *s, size_t len)
 	return EX_IOERR;
 }
 
-/* A string as its text, any other value as compact JSON. */
-static int print_value(const cJSON *msg)
-{
-	char *text;
-	int rc;
-
-	if (cJSON_IsString(msg))
-		return print_line(msg->valuestring, strlen(msg->valuestring));
-	text = cJSON_PrintUnformatted(msg);
-	if (!text) {
-		fprintf(stderr, "chat-listen: out of memory\n");
-		return EX_SOFTWARE;
-	}
-	rc = print_line(text, strlen(text));
-	cJSON_free(text);
-	return rc;
-}
-
-/* The message as the --format template says. */
+/* The message as the --format template says, or as "{msg}" without one. */
 static int print_formatted(const struct env_msg *m, const char *frame, size_t len)
 {
 	const char *out;
@@ -211,9 +193,7 @@ static int on_message(const struct env_msg *m, const char *frame, size_t len)
 	}
 	if (v != POS_NEXT && (rc = jumped(p, m, v)) != SUB_CONTINUE)
 		return rc;
-	rc = json_mode ? print_line(frame, len)
-	     : format  ? print_formatted(m, frame, len)
-		       : print_value(m->msg);
+	rc = json_mode ? print_line(frame, len) : print_formatted(m, frame, len);
 	if (rc != SUB_CONTINUE)
 		return rc;
 	if (p && m->seq) {
@@ -404,6 +384,12 @@ static int check_output_options(const char *tmpl, const char *when, const char *
 	if (tmpl && !(format = fmt_compile(tmpl, err, sizeof err))) {
 		fprintf(stderr, "chat-listen: %s\n", err);
 		return EX_USAGE;
+	}
+	/* Plain output is the template {msg}: a message is printed one way, with or without
+	 * --format. */
+	if (!json_mode && !format && !(format = fmt_compile("{msg}", err, sizeof err))) {
+		fprintf(stderr, "chat-listen: %s\n", err);
+		return EX_SOFTWARE;
 	}
 	if (token && (rc = check_token(token)))
 		return rc;

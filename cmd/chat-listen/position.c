@@ -386,13 +386,22 @@ void pos_describe_gap(const struct pos_gap *g, char *out, size_t outlen)
 
 	snprintf(asked, sizeof asked, "asked after %llu%s%s%s", (unsigned long long)g->asked,
 		 g->asked_epoch[0] ? " (epoch " : "", g->asked_epoch, g->asked_epoch[0] ? ")" : "");
+	/* No epoch: the channel has no numbering (its history was lost, say by a restart of
+	 * a chatd with the embedded broker, and nothing was published since): say so rather
+	 * than name an empty one. */
 	if (g->first <= g->last)
-		snprintf(has, sizeof has, "server has %llu..%llu (epoch %s)",
-			 (unsigned long long)g->first, (unsigned long long)g->last, g->epoch);
-	else
+		snprintf(has, sizeof has, "server has %llu..%llu%s%s%s", (unsigned long long)g->first,
+			 (unsigned long long)g->last, g->epoch[0] ? " (epoch " : "", g->epoch,
+			 g->epoch[0] ? ")" : "");
+	else if (g->epoch[0])
 		snprintf(has, sizeof has, "server has none stored (epoch %s, last %llu)", g->epoch,
 			 (unsigned long long)g->last);
-	if (new_epoch && g->first > 1)
+	else if (g->last)
+		snprintf(has, sizeof has, "server has none stored (no epoch, last %llu)",
+			 (unsigned long long)g->last);
+	else
+		snprintf(has, sizeof has, "server has none stored (no epoch yet)");
+	if (new_epoch && g->first > 1 && g->epoch[0])
 		snprintf(lost, sizeof lost, "any message after %llu of epoch %s is lost, and so %s %s "
 			 "of epoch %s", (unsigned long long)g->asked, g->asked_epoch,
 			 are(1, g->first - 1), range(1, g->first - 1, r, sizeof r), g->epoch);
