@@ -136,7 +136,9 @@ int url_parse_redis(const char *s, struct redis_url *r, char *err, size_t errlen
 		return 0;
 	}
 	if (strncasecmp(s, "redis://", 8))
-		return err_set(err, errlen, "Redis URL must look like redis://HOST:PORT[/DB] or unix:///PATH, not \"%s\"", s);
+		return err_set(err, errlen,
+			       "Redis URL must look like redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH, not \"%s\"",
+			       s);
 	p = s + 8;
 	slash = p + strcspn(p, "/");
 	at = memchr(p, '@', (size_t)(slash - p));

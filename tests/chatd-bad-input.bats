@@ -165,7 +165,7 @@ assert b["ok"] is False and sys.argv[2] in b["error"], b' "$BATS_TEST_TMPDIR/bod
 	[[ "$output" == *"bad port"* ]]
 	run chatd --redis http://x
 	[ "$status" -eq 64 ]
-	[[ "$output" == *"Redis URL must look like redis://HOST:PORT"* ]]
+	[[ "$output" == *"Redis URL must look like redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]"* ]]
 	run chatd --max-message lots
 	[ "$status" -eq 64 ]
 	run chatd --listen "127.0.0.1:$(free_port)" --redis redis://no-such-host.invalid:1

@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -68,11 +70,83 @@ static void usage(FILE *f)
 		"Environment: CHATD_LISTEN, CHATD_REDIS. See chatd(1) and chat-protocol(7).\n");
 }
 
-/* Only this machine can connect: a UNIX socket or a loopback address. */
+static int addr_is_loopback(const struct sockaddr *sa)
+{
+	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+	if (sa->sa_family == AF_INET)
+		return ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24 == 127;
+	return sa->sa_family == AF_INET6 &&
+	       (IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127));
+}
+
+/* An interface name counts as local only when it is a loopback interface and every
+ * address on it is a loopback one: lo may also carry a service address (anycast, LVS),
+ * and lws would bind whichever address it finds first. */
+static int iface_is_loopback(const char *name)
+{
+	struct ifaddrs *ifs, *i;
+	int found = 0, local = 1;
+
+	if (getifaddrs(&ifs))
+		return 0;
+	for (i = ifs; i; i = i->ifa_next) {
+		if (strcmp(i->ifa_name, name) || !i->ifa_addr ||
+		    (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		found = 1;
+		if (!(i->ifa_flags & IFF_LOOPBACK) || !addr_is_loopback(i->ifa_addr))
+			local = 0;
+	}
+	freeifaddrs(ifs);
+	return found && local;
+}
+
+/* Only this machine can connect: a UNIX socket, a loopback address or a loopback
+ * interface. */
 static int listen_is_local(const struct chatd_config *cfg)
 {
-	return cfg->unix_path || !strcmp(cfg->host, "localhost") || !strncmp(cfg->host, "127.", 4) ||
-	       !strcmp(cfg->host, "::1");
+	struct sockaddr_in a4 = { .sin_family = AF_INET };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
+
+	if (cfg->unix_path)
+		return 1;
+	if (!cfg->host[0])
+		return 0;
+	if (inet_pton(AF_INET, cfg->host, &a4.sin_addr) == 1)
+		return addr_is_loopback((struct sockaddr *)&a4);
+	if (inet_pton(AF_INET6, cfg->host, &a6.sin6_addr) == 1)
+		return addr_is_loopback((struct sockaddr *)&a6);
+	return iface_is_loopback(cfg->host);
+}
+
+/* The address chatd really listens on, for the start-up line: "127.0.0.1:3000" for a
+ * bare port, "[::1]:3000", "*:3000" for every interface, "127.0.0.1:3000 (lo)" for an
+ * interface, resolved the way lws resolves it. */
+static void listen_address(const struct chatd_config *cfg, char *out, size_t outlen)
+{
+	struct sockaddr_in6 sa;
+	char addr[INET6_ADDRSTRLEN];
+	unsigned char probe[sizeof(struct in6_addr)];
+
+	if (cfg->unix_path)
+		snprintf(out, outlen, "unix:%s", cfg->unix_path);
+	else if (!cfg->host[0])
+		snprintf(out, outlen, "*:%d", cfg->port);
+	else if (inet_pton(AF_INET, cfg->host, probe) == 1)
+		snprintf(out, outlen, "%s:%d", cfg->host, cfg->port);
+	else if (inet_pton(AF_INET6, cfg->host, probe) == 1)
+		snprintf(out, outlen, "[%s]:%d", cfg->host, cfg->port);
+	else {
+		memset(&sa, 0, sizeof sa);
+		if (lws_interface_to_sa(1, cfg->host, (struct sockaddr_in *)&sa, sizeof sa) ||
+		    !inet_ntop(AF_INET6, &sa.sin6_addr, addr, sizeof addr))
+			snprintf(out, outlen, "%s:%d", cfg->host, cfg->port);
+		else if (IN6_IS_ADDR_V4MAPPED(&sa.sin6_addr))
+			snprintf(out, outlen, "%s:%d (%s)", addr + 7, cfg->port, cfg->host);
+		else
+			snprintf(out, outlen, "[%s]:%d (%s)", addr, cfg->port, cfg->host);
+	}
 }
 
 static int parse_listen(const char *s, struct chatd_config *cfg)
@@ -302,7 +376,7 @@ int main(int argc, char **argv)
 	lws_retry_bo_t idle = { 0 };
 	uv_loop_t loop;
 	void *loops[1];
-	char err[300];
+	char err[300], where[sizeof cfg.listen + 80];
 
 	exit_cfg = &cfg;
 	atexit(free_config);
@@ -552,8 +626,9 @@ int main(int argc, char **argv)
 		uv_timer_start(&srv.status_timer, on_status_timer, 10000, 10000);
 	uv_unref((uv_handle_t *)&srv.status_timer);
 
+	listen_address(&cfg, where, sizeof where);
 	log_info("chatd", "listening on %s%s broker=%s auth=%s max-message=%zu history=%zu history-ttl=%us version=%s",
-		 cfg.unix_path ? "" : cfg.tls ? "https://" : "http://", cfg.listen, srv.broker->name,
+		 cfg.unix_path ? "" : cfg.tls ? "https://" : "http://", where, srv.broker->name,
 		 cfg.auth ? "tokens" : "none", cfg.max_message,
 		 cfg.store.history, cfg.store.history_ttl_s, CHAT_VERSION);
 	uv_run(&loop, UV_RUN_DEFAULT);

@@ -287,7 +287,7 @@ static void test_redis(void)
 		const char *what, *in, *err;
 	} bad[] = {
 		{ "relative unix path", "unix://relative", "unix socket URL needs an absolute path: unix:///path" },
-		{ "http URL", "http://h", "Redis URL must look like redis://HOST:PORT[/DB] or unix:///PATH, not \"http://h\"" },
+		{ "http URL", "http://h", "Redis URL must look like redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH, not \"http://h\"" },
 		{ "bare host:port", "127.0.0.1:6379", "Redis URL must look like" },
 		{ "rediss (TLS) URL", "rediss://h", "Redis URL must look like" },
 		{ "non-numeric db", "redis://h/abc", "bad Redis database number \"abc\"" },

@@ -1,0 +1,85 @@
+#!/usr/bin/env bats
+# chatd's command line as chatd(1) describes it: the --listen forms, which of them are safe
+# without authentication, and what the start-up line says. Also scripts/install-deps's
+# advice to a user who is not root.
+
+load helpers
+
+# chatd_at LISTEN [ARGS...]: chatd -l LISTEN in the background, logging to $CHATD_LOG;
+# returns once it answers on $CHATD_URL (set CHATD_PORT and CHATD_URL first).
+chatd_at() {
+	CHATD_LOG=$BATS_TEST_TMPDIR/chatd.$CHATD_PORT.log
+	chatd -l "$@" 2>"$CHATD_LOG" 3>&- &
+	CHATD_PID=$!
+	STARTED_PIDS+=("$CHATD_PID")
+	wait_until 5 curl -s -o /dev/null "$CHATD_URL/healthz" || {
+		cat "$CHATD_LOG" >&2
+		return 1
+	}
+}
+
+# The first interface that is not a loopback one (IFF_LOOPBACK is 0x8), or nothing.
+non_loopback_iface() {
+	local d
+	for d in /sys/class/net/*; do
+		[ -r "$d/flags" ] || continue
+		(($(cat "$d/flags") & 0x8)) || { basename "$d"; return; }
+	done
+}
+
+@test "a bare port listens on 127.0.0.1 and the start-up line says so" {
+	CHATD_PORT=$(free_port)
+	CHATD_URL=http://127.0.0.1:$CHATD_PORT
+	chatd_at "$CHATD_PORT"
+	grep -q "INFO chatd: listening on http://127.0.0.1:$CHATD_PORT broker=memory" "$CHATD_LOG"
+	run post '{"chan":"p","msg":1}'
+	[[ "$output" == '200 {"ok":true,"chan":"p",'* ]]
+}
+
+@test "localhost:PORT is logged as the address it binds" {
+	CHATD_PORT=$(free_port)
+	CHATD_URL=http://127.0.0.1:$CHATD_PORT
+	chatd_at "localhost:$CHATD_PORT"
+	grep -q "INFO chatd: listening on http://127.0.0.1:$CHATD_PORT broker=memory" "$CHATD_LOG"
+}
+
+@test "the loopback interface lo needs no authentication and serves on 127.0.0.1" {
+	[ -e /sys/class/net/lo ] || skip "no interface named lo"
+	CHATD_PORT=$(free_port)
+	CHATD_URL=http://127.0.0.1:$CHATD_PORT
+	chatd_at "lo:$CHATD_PORT"
+	grep -q "INFO chatd: listening on http://127.0.0.1:$CHATD_PORT (lo) broker=memory auth=none" "$CHATD_LOG"
+	run post '{"chan":"lo","msg":1}'
+	[[ "$output" == '200 {"ok":true,"chan":"lo",'* ]]
+	run curl -s "$CHATD_URL/healthz"
+	[[ "$output" == '{"ok":true,'* ]]
+}
+
+@test "a non-loopback interface is refused without authentication" {
+	local iface
+	iface=$(non_loopback_iface)
+	[ -n "$iface" ] || skip "no interface other than loopback"
+	run chatd -l "$iface:1"
+	[ "$status" -eq 64 ]
+	[[ "$output" == "chatd: refusing to serve $iface:1 without authentication: anyone who can reach it could read and publish."* ]]
+	run chatd -l "no-such-iface0:1"
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"refusing to serve no-such-iface0:1 without authentication"* ]]
+}
+
+@test "install-deps as a user tells how to become root with su, and with sudo" {
+	# Stubs: a user that is not root, and one package missing.
+	local bin=$BATS_TEST_TMPDIR/bin
+	mkdir -p "$bin"
+	printf '#!/bin/sh\necho 1000\n' >"$bin/id"
+	printf '#!/bin/sh\nfor a; do :; done\n[ "$a" = valgrind ] && exit 1\necho "install ok installed"\n' >"$bin/dpkg-query"
+	chmod +x "$bin/id" "$bin/dpkg-query"
+	local cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends valgrind"
+	PATH=$bin:$PATH run "$BATS_TEST_DIRNAME/../scripts/install-deps"
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "install-deps: run as root:" ]
+	[ "${lines[1]}" = "  su -c '$cmd'" ]
+	[ "${lines[2]}" = "install-deps: or, where sudo is set up:" ]
+	[ "${lines[3]}" = "  sudo sh -c '$cmd'" ]
+	[ "${#lines[@]}" -eq 4 ]
+}
