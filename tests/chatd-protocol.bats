@@ -174,3 +174,26 @@ PY
 	[ "${lines[0]}" = "first opcode 8 code 1008" ]
 	[ "${lines[1]}" = "then eof" ]
 }
+
+# coalesce_run ARGS...: chatd with ARGS; 50 messages posted one by one over one
+# connection reach a subscriber once each, in order
+coalesce_run() {
+	start_chatd "$@"
+	local ready=$BATS_TEST_TMPDIR/ready.$RANDOM
+	bg ws "ws://127.0.0.1:$CHATD_PORT/ws/co" --count 50 --timeout 10 --ready "$ready"
+	wait_until 5 test -e "$ready"
+	seq 50 | chat-post -u "$CHATD_URL" -c co --json
+	wait "$BG_PID"
+	[ "$($PY -c '
+import json, sys
+print(" ".join(str(json.loads(l)["msg"]) for l in open(sys.argv[1]) if l.startswith("{")))' "$BG_OUT")" = "$(seq -s ' ' 50)" ]
+}
+
+@test "--coalesce: every message once and in order, writing at once or gathering 100 ms" {
+	coalesce_run --coalesce 0
+	stop_pid "$CHATD_PID"
+	coalesce_run --coalesce 100000
+	run chatd --coalesce 100001
+	[ "$status" -eq 64 ]
+	[[ "$output" == *"--coalesce: want microseconds from 0 to 100000"* ]]
+}

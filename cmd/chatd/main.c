@@ -61,6 +61,9 @@ static void usage(FILE *f)
 		"                            * for any) use chatd; repeatable (default: own origin)\n"
 		"      --ping-interval SECONDS  ping an idle WebSocket after this long, close it\n"
 		"                            after twice as long without an answer (default 30)\n"
+		"      --coalesce MICROSECONDS  under load, write to subscribers at most this\n"
+		"                            often, several messages a write (default 500; 0: at\n"
+		"                            once)\n"
 		"      --log-format text|json  log lines as text (default) or JSON objects\n"
 		"  -v, --verbose             log connections and requests too\n"
 		"  -q, --quiet               log errors only\n"
@@ -280,6 +283,7 @@ static void server_finish(struct server *srv)
 	uv_close((uv_handle_t *)&srv->stop_timer, NULL);
 	uv_close((uv_handle_t *)&srv->usr1, NULL);
 	uv_close((uv_handle_t *)&srv->flush, NULL);
+	uv_close((uv_handle_t *)&srv->flush_timer, NULL);
 	uv_close((uv_handle_t *)&srv->status_timer, NULL);
 }
 
@@ -339,6 +343,7 @@ int main(int argc, char **argv)
 		{ "publish-rate", required_argument, NULL, 'R' },
 		{ "publish-burst", required_argument, NULL, 'B' },
 		{ "ping-interval", required_argument, NULL, 'I' },
+		{ "coalesce", required_argument, NULL, 'X' },
 		{ "tls-cert", required_argument, NULL, 'c' },
 		{ "tls-key", required_argument, NULL, 'k' },
 		{ "allow-origin", required_argument, NULL, 'O' },
@@ -363,6 +368,7 @@ int main(int argc, char **argv)
 		.max_message = 64 * 1024,
 		.max_conns_per_ip = 1000,
 		.ping_s = 30,
+		.coalesce_us = 500,
 		.store = { .history = 1000, .history_ttl_s = 86400, .key_window_s = 86400 },
 	};
 	long n;
@@ -484,6 +490,13 @@ int main(int argc, char **argv)
 				return EX_USAGE;
 			}
 			cfg.ping_s = (unsigned)n;
+			break;
+		case 'X':
+			if (cli_parse_count(optarg, 100000, &n)) {
+				fprintf(stderr, "chatd: --coalesce: want microseconds from 0 to 100000\n");
+				return EX_USAGE;
+			}
+			cfg.coalesce_us = (unsigned)n;
 			break;
 		case 'v': verbosity = LOGL_DEBUG; break;
 		case 'q': verbosity = LOGL_ERROR; break;
@@ -614,6 +627,8 @@ int main(int argc, char **argv)
 	limits_init(&srv);
 	uv_check_init(&loop, &srv.flush);
 	srv.flush.data = &srv;
+	uv_timer_init(&loop, &srv.flush_timer);
+	srv.flush_timer.data = &srv;
 	/* A status line on SIGUSR1, and every 10 s at -v. */
 	srv.metrics.status_at = uv_now(&loop);
 	uv_signal_init(&loop, &srv.usr1);

@@ -34,6 +34,7 @@ struct chatd_config {
 	unsigned max_conns, max_conns_per_ip; /* 0: no cap */
 	double publish_rate, publish_burst;   /* per user or address; rate 0: no limit */
 	unsigned ping_s;                      /* WebSocket ping after this long idle */
+	unsigned coalesce_us;                 /* --coalesce: least time between fan-out writes */
 	const char **origins;                 /* --allow-origin; "*" for any */
 	int norigins;
 	int tls;                              /* --tls-cert: https and wss */
@@ -71,6 +72,8 @@ struct server {
 	struct ws_sess *sessions;  /* every open WebSocket, for shutdown */
 	struct ws_sess *dirty;     /* WebSockets with new messages this loop iteration */
 	uv_check_t flush;          /* writes them once the iteration's input is handled */
+	uv_timer_t flush_timer;    /* ... or, under load, a little later: see ws_flush_check */
+	uint64_t last_flush;       /* uv_hrtime() of the last write of the dirty list */
 	unsigned nsessions;        /* WebSockets and SSE streams */
 	unsigned nsse;             /* of which SSE streams */
 	int draining;
