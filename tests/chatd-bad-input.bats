@@ -215,6 +215,40 @@ PY
 	still_serving
 }
 
+# pipe PATH two|garbage: a publish to PATH and, in the same write, another request or
+# garbage; prints the number of answers, the first status line, and whether it said close
+pipe() {
+	$PY - "$CHATD_PORT" "$1" "$2" <<'PY'
+import socket, sys
+port, path, extra = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+body = b'{"chan":"pp","msg":1}' if path == "/" else b"raw"
+req = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(req + (req if extra == "two" else b"garbage"))
+s.settimeout(5)
+data = b""
+while True:
+    d = s.recv(4096)
+    if not d:
+        break
+    data += d
+print(data.count(b"HTTP/1.1 "), data.split(b"\r\n")[0].decode(), b"connection: close" in data)
+PY
+}
+
+@test "pipelined publishes (memory): each first one answered, then closed; chatd keeps serving" {
+	local path extra
+	for path in / /pub/pp; do
+		for extra in two garbage; do
+			run pipe "$path" "$extra"
+			[ "$output" = "1 HTTP/1.1 200 OK True" ]
+		done
+	done
+	run curl -s "$CHATD_URL/history/pp"
+	[[ "$output" == *'"last":4,'* ]]
+	still_serving
+}
+
 @test "Redis: pipelined publishes: the first is stored and answered, then the connection is closed" {
 	start_redis
 	start_chatd --redis "$REDIS_URL"
