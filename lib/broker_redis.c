@@ -466,6 +466,11 @@ static void rconn_connect(struct rconn *c)
  * head (when a multiple of 16 was passed and the oldest is too old, up to 32 at a time:
  * reads filter by age anyway), refresh the keys' TTL (the numbering is kept for 30 days
  * after a channel's last message, the history for --history-ttl).
+ * A message whose XADD fails (a stream changed behind chatd's back) is refused alone,
+ * flag 3 with Redis' error in place of the epoch; its seq stays used, so the numbering
+ * passes the stream's top and heals, as one failed publish did before batches. The epoch
+ * is made by the first message that is not a repeat, so a batch of repeats changes
+ * nothing.
  * KEYS: meta hash, history stream, then the batch's idempotency keys. ARGV: chan, history
  * count, ttl ms, key window ms, then for each message: ts, msg, the sender member
  * (,"sender":"NAME" or ""), its key's index in KEYS (0: none). Returns {seq, epoch, ts,
@@ -474,12 +479,6 @@ static const char publish_lua[] =
 	"local chan, n, ttl, win = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]\n"
 	"local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq')\n"
 	"local e, s = m[1], tonumber(m[2]) or 0\n"
-	"if not e then\n"
-	"  local t = redis.call('TIME')\n"
-	"  e = string.format('r%x%05x', tonumber(t[1]), tonumber(t[2]))\n"
-	"  redis.call('DEL', KEYS[2])\n"
-	"  redis.call('HSET', KEYS[1], 'epoch', e)\n"
-	"end\n"
 	"local s0, out, ts = s, {}, nil\n"
 	"for i = 5, #ARGV, 4 do\n"
 	"  local msg, ki, h, dup = ARGV[i + 1], tonumber(ARGV[i + 3]), nil, nil\n"
@@ -494,22 +493,37 @@ static const char publish_lua[] =
 	"  if dup then\n"
 	"    for j = 1, 4 do out[#out + 1] = dup[j] end\n"
 	"  else\n"
+	"    if not e then\n"
+	"      local t = redis.call('TIME')\n"
+	"      e = string.format('r%x%05x', tonumber(t[1]), tonumber(t[2]))\n"
+	"      redis.call('DEL', KEYS[2])\n"
+	"      redis.call('HSET', KEYS[1], 'epoch', e)\n"
+	"    end\n"
 	"    ts = ARGV[i]\n"
 	"    s = s + 1\n"
 	"    local ss = string.format('%d', s)\n"
 	"    local env = '{\"chan\":\"' .. chan .. '\",\"seq\":' .. ss .. ',\"epoch\":\"' .. e ..\n"
 	"      '\",\"ts\":' .. ts .. ARGV[i + 2] .. ',\"msg\":' .. msg .. '}'\n"
-	"    if n > 0 then\n"
-	"      redis.call('XADD', KEYS[2], 'MAXLEN', '~', n, ss .. '-0', 'e', env, 't', ts)\n"
+	"    local x = n > 0 and redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', n, ss .. '-0',\n"
+	"      'e', env, 't', ts)\n"
+	"    if type(x) == 'table' and x.err then\n"
+	"      out[#out + 1] = s\n"
+	"      out[#out + 1] = x.err\n"
+	"      out[#out + 1] = tonumber(ts)\n"
+	"      out[#out + 1] = 3\n"
+	"      h = nil\n"
+	"      env = nil\n"
 	"    end\n"
 	"    if h then\n"
 	"      redis.call('SET', KEYS[ki], ss .. ' ' .. e .. ' ' .. ts .. ' ' .. h, 'PX', win)\n"
 	"    end\n"
-	"    redis.call('PUBLISH', chan, env)\n"
-	"    out[#out + 1] = s\n"
-	"    out[#out + 1] = e\n"
-	"    out[#out + 1] = tonumber(ts)\n"
-	"    out[#out + 1] = 0\n"
+	"    if env then\n"
+	"      redis.call('PUBLISH', chan, env)\n"
+	"      out[#out + 1] = s\n"
+	"      out[#out + 1] = e\n"
+	"      out[#out + 1] = tonumber(ts)\n"
+	"      out[#out + 1] = 0\n"
+	"    end\n"
 	"  end\n"
 	"end\n"
 	"if s > s0 then\n"
@@ -537,8 +551,9 @@ static const char history_lua[] =
 	"local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')\n"
 	"local cutoff = tonumber(ARGV[3])\n"
 	"local floor = math.max(last - tonumber(ARGV[4]), 0)\n"
+	"local function id(n) return string.format('%d', n) .. '-0' end\n"
 	"local first = last + 1\n"
-	"local head = redis.call('XRANGE', KEYS[2], '(' .. floor .. '-0', '+', 'COUNT', 64)\n"
+	"local head = redis.call('XRANGE', KEYS[2], '(' .. id(floor), '+', 'COUNT', 64)\n"
 	"for i = 1, #head do\n"
 	"  if tonumber(head[i][2][4]) >= cutoff then\n"
 	"    first = tonumber(string.match(head[i][1], '^%d+'))\n"
@@ -546,8 +561,8 @@ static const char history_lua[] =
 	"  end\n"
 	"end\n"
 	"local out = {e, last, first}\n"
-	"local from = math.max(tonumber(ARGV[1]), floor)\n"
-	"local r = redis.call('XRANGE', KEYS[2], '(' .. from .. '-0', '+', 'COUNT', ARGV[2])\n"
+	"local from = math.min(math.max(tonumber(ARGV[1]), floor), last)\n"
+	"local r = redis.call('XRANGE', KEYS[2], '(' .. id(from), '+', 'COUNT', ARGV[2])\n"
 	"for i = 1, #r do\n"
 	"  if tonumber(r[i][2][4]) >= cutoff then out[#out + 1] = r[i][2][2] end\n"
 	"end\n"
@@ -592,6 +607,12 @@ static void pubreq_answered(struct pubreq *req, redisReply **el)
 	if (el[0]->type != REDIS_REPLY_INTEGER || el[1]->type != REDIS_REPLY_STRING ||
 	    el[2]->type != REDIS_REPLY_INTEGER || el[3]->type != REDIS_REPLY_INTEGER) {
 		pubreq_fail(req, "unexpected answer from redis to the publish script");
+		return;
+	}
+	if (el[3]->integer == 3) { /* this message's XADD failed: refused alone */
+		snprintf(req->errbuf, sizeof req->errbuf, "redis refused the message: %s",
+			 el[1]->str);
+		pubreq_fail(req, req->errbuf);
 		return;
 	}
 	req->pos.seq = (uint64_t)el[0]->integer;
@@ -659,8 +680,9 @@ static void rb_send_batch(struct rbroker *rb)
 
 	rb->nbatch = 0;
 	if (!pb || !rb->cmd.ac) {
+		const char *why = pb ? rb->base.ops->status(&rb->base) : "out of memory";
 		for (size_t i = 0; i < n; i++)
-			pubreq_settle(rb->batch[i], pb ? rb->base.ops->status(&rb->base) : "out of memory");
+			pubreq_settle(rb->batch[i], why ? why : "redis connection is closing");
 		free(pb);
 		return;
 	}
@@ -758,20 +780,26 @@ static void on_waited(redisAsyncContext *ac, void *r, void *priv)
 static void rb_send_wait(struct rbroker *rb)
 {
 	struct waitbatch *w = malloc(sizeof *w + rb->nunwaited * sizeof w->reqs[0]);
+	size_t n = rb->nunwaited;
 	char nrep[16];
 
-	if (w) {
-		w->n = rb->nunwaited;
-		memcpy(w->reqs, rb->unwaited, rb->nunwaited * sizeof w->reqs[0]);
+	if (!w) { /* not confirmed, from the list itself; answers may add to its end */
+		for (size_t i = 0; i < n; i++)
+			pubreq_waited(rb->unwaited[i], NULL);
+		rb->nunwaited -= n;
+		memmove(rb->unwaited, rb->unwaited + n, rb->nunwaited * sizeof rb->unwaited[0]);
+		return;
 	}
+	w->n = n;
+	memcpy(w->reqs, rb->unwaited, n * sizeof w->reqs[0]);
 	rb->nunwaited = 0;
 	snprintf(nrep, sizeof nrep, "%u", rb->cfg.replicas);
-	if (w && w->n && rb->cmd.ac &&
+	if (w->n && rb->cmd.ac &&
 	    redisAsyncCommand(rb->cmd.ac, on_waited, w, "WAIT %s %s", nrep, WAIT_TIMEOUT_MS) == REDIS_OK) {
 		rb->waits_in_flight++;
 		return;
 	}
-	for (size_t i = 0; w && i < w->n; i++)
+	for (size_t i = 0; i < w->n; i++)
 		pubreq_waited(w->reqs[i], NULL); /* as if the connection was lost: not confirmed */
 	free(w);
 }

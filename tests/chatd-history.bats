@@ -145,3 +145,28 @@ seqs() {
 	[ "$(seqs "$output")" = "2" ]
 	[ "$(field "$output" first)" = 2 ]
 }
+
+@test "Redis: a since= past every position is an empty answer, not a Redis error" {
+	start_redis
+	start_chatd --redis "$REDIS_URL"
+	wait_healthy "$CHATD_URL"
+	post '{"chan":"far","msg":1}' >/dev/null
+	run curl -s -w ' %{http_code}' "$CHATD_URL/history/far?since=100000000000000"
+	[[ "$output" == *'"messages":[]} 200' ]]
+	run curl -s -w ' %{http_code}' "$CHATD_URL/history/far?since=9223372036854775807"
+	[[ "$output" == *'"messages":[]} 200' ]]
+}
+
+@test "Redis: a stream changed behind chatd's back refuses that message alone, and the numbering heals" {
+	start_redis
+	start_chatd --redis "$REDIS_URL"
+	wait_healthy "$CHATD_URL"
+	post '{"chan":"bent","msg":1}' >/dev/null
+	redis-cli -p "$REDIS_PORT" xadd 'chatd:{bent}:h' 3-0 e junk t 1 >/dev/null
+	run post '{"chan":"bent","msg":2}'
+	[[ "$output" == "503 "*"redis refused the message: ERR The ID specified in XADD"* ]]
+	run post '{"chan":"bent","msg":3}'
+	[[ "$output" == "503 "* ]]
+	run post '{"chan":"bent","msg":4}'
+	[[ "$output" == '200 {"ok":true,"chan":"bent","seq":4,'* ]]
+}

@@ -204,3 +204,17 @@ for l in sys.stdin:
 	echo "publish script calls: $calls"
 	[ "$calls" -ge 3 ] && [ "$calls" -le 6 ]
 }
+
+@test "Redis: a repeat after the channel's counters expired is answered and changes nothing" {
+	start_redis
+	start_chatd --redis "$REDIS_URL"
+	wait_healthy "$CHATD_URL"
+	run kpost k7 '{"chan":"exp","msg":"x"}'
+	[[ "$output" == '200 {"ok":true,"chan":"exp","seq":1,'* ]]
+	redis-cli -p "$REDIS_PORT" del 'chatd:{exp}:m' >/dev/null
+	run kpost k7 '{"chan":"exp","msg":"x"}'
+	[[ "$output" == '200 {"ok":true,"chan":"exp","seq":1,'*'"duplicate":true}' ]]
+	# no new epoch made for it: the stored message is still there, no counters made
+	[ "$(redis-cli -p "$REDIS_PORT" xlen 'chatd:{exp}:h')" = 1 ]
+	[ "$(redis-cli -p "$REDIS_PORT" exists 'chatd:{exp}:m')" = 0 ]
+}
