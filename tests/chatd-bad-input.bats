@@ -196,44 +196,33 @@ assert b["ok"] is False and sys.argv[2] in b["error"], b' "$BATS_TEST_TMPDIR/bod
 	grep -qF '"msg":{"n":0.30000000000000004,"big":9007199254740993,"s":"caf\u00e9 \"q\""}}' "$BG_OUT"
 }
 
+# raw FILE: send FILE's bytes in one write; prints the answers' count, the first status
+# line, and whether one said Connection: close (tests/rawhttp.py)
+raw() {
+	$PY "$BATS_TEST_DIRNAME/rawhttp.py" "$CHATD_PORT" "$1"
+}
+
 @test "pipelined requests: the first is answered, then the connection is closed; nobody else suffers" {
-	run $PY - "$CHATD_PORT" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-          b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{\"chan\":\"a\",\"msg\":1}")
-s.settimeout(5)
-data = b""
-while True:
-    d = s.recv(4096)
-    if not d:
-        break
-    data += d
-print(data.count(b"HTTP/1.1 "), data.split(b"\r\n")[0].decode())
-PY
-	[ "$output" = "1 HTTP/1.1 200 OK" ]
+	printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{"chan":"a","msg":1}' \
+		>"$BATS_TEST_TMPDIR/req"
+	run raw "$BATS_TEST_TMPDIR/req"
+	[ "$output" = "1 HTTP/1.1 200 OK False" ]
 	still_serving
 }
 
-# pipe PATH two|garbage: a publish to PATH and, in the same write, another request or
-# garbage; prints the number of answers, the first status line, and whether it said close
+# pipe PATH two|garbage: a publish to PATH and, in the same write, the same publish again
+# or garbage
 pipe() {
-	$PY - "$CHATD_PORT" "$1" "$2" <<'PY'
-import socket, sys
-port, path, extra = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-body = b'{"chan":"pp","msg":1}' if path == "/" else b"raw"
-req = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
-s = socket.create_connection(("127.0.0.1", port))
-s.sendall(req + (req if extra == "two" else b"garbage"))
-s.settimeout(5)
-data = b""
-while True:
-    d = s.recv(4096)
-    if not d:
-        break
-    data += d
-print(data.count(b"HTTP/1.1 "), data.split(b"\r\n")[0].decode(), b"connection: close" in data)
-PY
+	local body=raw
+	[ "$1" != / ] || body='{"chan":"pp","msg":1}'
+	printf 'POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s' "$1" "${#body}" "$body" \
+		>"$BATS_TEST_TMPDIR/req"
+	if [ "$2" = two ]; then
+		cat "$BATS_TEST_TMPDIR/req" "$BATS_TEST_TMPDIR/req" >"$BATS_TEST_TMPDIR/req2"
+	else
+		{ cat "$BATS_TEST_TMPDIR/req"; printf garbage; } >"$BATS_TEST_TMPDIR/req2"
+	fi
+	raw "$BATS_TEST_TMPDIR/req2"
 }
 
 @test "pipelined publishes (memory): each first one answered, then closed; chatd keeps serving" {
@@ -253,22 +242,9 @@ PY
 	start_redis
 	start_chatd --redis "$REDIS_URL"
 	wait_healthy "$CHATD_URL"
-	run $PY - "$CHATD_PORT" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-req = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 21\r\n\r\n{\"chan\":\"pl\",\"msg\":1}"
-s.sendall(req + req.replace(b"1}", b"2}"))
-s.settimeout(5)
-data = b""
-while True:
-    d = s.recv(4096)
-    if not d:
-        break
-    data += d
-print(data.count(b"HTTP/1.1 "), data.split(b"\r\n")[0].decode(), b"connection: close" in data)
-PY
+	run pipe / two
 	[ "$output" = "1 HTTP/1.1 200 OK True" ]
-	run curl -s "$CHATD_URL/history/pl"
+	run curl -s "$CHATD_URL/history/pp"
 	[[ "$output" == *'"last":1,'* ]]
 	[[ "$output" == *'"msg":1}]}' ]]
 }

@@ -27,28 +27,28 @@ non_loopback_iface() {
 	done
 }
 
-@test "a bare port listens on 127.0.0.1 and the start-up line says so" {
+# listen_on ADDR LOGGED: chatd -l ADDR on a free port (PORT in ADDR and LOGGED stands for
+# it); its start-up line must say "listening on LOGGED"
+listen_on() {
 	CHATD_PORT=$(free_port)
 	CHATD_URL=http://127.0.0.1:$CHATD_PORT
-	chatd_at "$CHATD_PORT"
-	grep -q "INFO chatd: listening on http://127.0.0.1:$CHATD_PORT broker=memory" "$CHATD_LOG"
+	chatd_at "${1//PORT/$CHATD_PORT}"
+	grep -q "INFO chatd: listening on ${2//PORT/$CHATD_PORT}" "$CHATD_LOG"
+}
+
+@test "a bare port listens on 127.0.0.1 and the start-up line says so" {
+	listen_on PORT "http://127.0.0.1:PORT broker=memory"
 	run post '{"chan":"p","msg":1}'
 	[[ "$output" == '200 {"ok":true,"chan":"p",'* ]]
 }
 
 @test "localhost:PORT is logged as the address it binds" {
-	CHATD_PORT=$(free_port)
-	CHATD_URL=http://127.0.0.1:$CHATD_PORT
-	chatd_at "localhost:$CHATD_PORT"
-	grep -q "INFO chatd: listening on http://127.0.0.1:$CHATD_PORT broker=memory" "$CHATD_LOG"
+	listen_on localhost:PORT "http://127.0.0.1:PORT broker=memory"
 }
 
 @test "the loopback interface lo needs no authentication and serves on 127.0.0.1" {
 	[ -e /sys/class/net/lo ] || skip "no interface named lo"
-	CHATD_PORT=$(free_port)
-	CHATD_URL=http://127.0.0.1:$CHATD_PORT
-	chatd_at "lo:$CHATD_PORT"
-	grep -q "INFO chatd: listening on http://127.0.0.1:$CHATD_PORT (lo) broker=memory auth=none" "$CHATD_LOG"
+	listen_on lo:PORT "http://127.0.0.1:PORT (lo) broker=memory auth=none"
 	run post '{"chan":"lo","msg":1}'
 	[[ "$output" == '200 {"ok":true,"chan":"lo",'* ]]
 	run curl -s "$CHATD_URL/healthz"
