@@ -49,6 +49,16 @@ record() {
 	wait_until 5 test -e "$ready"
 }
 
+# record_both CHAN: a recorder on each of the two nodes (SUB_PIDS, a_out, b_out); returns
+# once both nodes are subscribed to CHAN in Redis.
+record_both() {
+	record "$A_PORT" "$1"
+	SUB_PIDS=("$BG_PID") a_out=$BG_OUT
+	record "$B_PORT" "$1"
+	SUB_PIDS+=("$BG_PID") b_out=$BG_OUT
+	wait_until 5 subscribed "$1" 2
+}
+
 # subscribed CHAN N: N nodes are subscribed to CHAN in Redis.
 subscribed() {
 	[ "$(redis-cli -p "$REDIS_PORT" pubsub numsub "$1" | tail -n 1)" = "$2" ]
@@ -102,11 +112,7 @@ finish_and_check() {
 @test "kill -9 Redis mid-stream, restart it on its AOF: every acknowledged message reaches live subscribers on both nodes once, in order" {
 	aof_redis
 	two_nodes
-	record "$A_PORT" flow
-	SUB_PIDS=("$BG_PID") a_out=$BG_OUT
-	record "$B_PORT" flow
-	SUB_PIDS+=("$BG_PID") b_out=$BG_OUT
-	wait_until 5 subscribed flow 2
+	record_both flow
 	start_publisher "$A_URL" flow
 
 	wait_until 10 answered 200 200
@@ -140,11 +146,7 @@ npubsub() {
 @test "only the subscriber connections drop (CLIENT KILL): live subscribers still get every acknowledged message once, in order" {
 	aof_redis
 	two_nodes
-	record "$A_PORT" sublost
-	SUB_PIDS=("$BG_PID") a_out=$BG_OUT
-	record "$B_PORT" sublost
-	SUB_PIDS+=("$BG_PID") b_out=$BG_OUT
-	wait_until 5 subscribed sublost 2
+	record_both sublost
 	# The publisher's node C has no subscriber of its own. Rounds 1 and 2 cut only the
 	# subscriber connections of A and B: C keeps acknowledging while they are not
 	# subscribed, and what it acknowledges then reaches their subscribers only if A and B
