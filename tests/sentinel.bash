@@ -95,6 +95,14 @@ sentinel_start() {
 		STARTED_PIDS+=($!)
 		SENTINEL_PORTS+=("$port")
 	done
+	# Sentinel looks at a replica with INFO every 10 s and waits 4 hello periods (8 s)
+	# before it turns a restarted stale master into a replica: up to 18 s, close to a
+	# test's patience on a loaded machine. Redis 7's SENTINEL DEBUG shortens both.
+	for port in "${SENTINEL_PORTS[@]}"; do
+		wait_until 5 _sentinel_cli "$port" ping || return 1
+		_sentinel_cli "$port" SENTINEL DEBUG info-period 1000 publish-period 500 >/dev/null ||
+			return 1
+	done
 	SENTINEL_ADDRS=$(printf '127.0.0.1:%s,' "${SENTINEL_PORTS[@]}")
 	SENTINEL_ADDRS=${SENTINEL_ADDRS%,}
 	wait_until 20 sentinel_ready || {
@@ -157,11 +165,12 @@ sentinel_is_replica() {
 
 # sentinel_restart_old_master [SECONDS]: start the killed master again on its port, as a
 # master: a stale one, as after a crash and reboot. The sentinels turn it into a replica of
-# the new master; this waits (default 20 s) until it says so in ROLE. Sets REPLICA_PORT
+# the new master (about 3 s with sentinel_start's periods); this waits (default 30 s)
+# until it says so in ROLE. Sets REPLICA_PORT
 # and REPLICA_PID to it.
 sentinel_restart_old_master() {
 	_sentinel_redis "$OLD_MASTER_PORT" || return 1
 	REPLICA_PORT=$OLD_MASTER_PORT
 	REPLICA_PID=$_SENTINEL_PID
-	wait_until "${1:-20}" sentinel_is_replica "$REPLICA_PORT"
+	wait_until "${1:-30}" sentinel_is_replica "$REPLICA_PORT"
 }
