@@ -267,6 +267,8 @@ ap.add_argument("--dup", type=int, default=0)       # deliver ids with id % K ==
 ap.add_argument("--reorder", type=int, default=0)   # deliver ids with id % K == 1 after the next
 ap.add_argument("--fragment", action="store_true")  # every message in three frames
 ap.add_argument("--ping", action="store_true")      # a ping before every message
+ap.add_argument("--drop-conn", type=int, default=0)  # close a kept-alive connection, unannounced, after every K answers
+ap.add_argument("--answer", default="length")  # length, close (Connection: close), chunked, eof (no length: ends at the close), never
 ap.add_argument("--ready")
 a = ap.parse_args()
 subs, held = {}, {}
@@ -298,16 +300,28 @@ async def publish(chan, body):
         if ws in held:
             await send(ws, held.pop(ws))
 
+answered = 0
+
 async def http(reader, writer):
+    global answered
     while True:
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode().split("\r\n")
         path = lines[0].split()[1]
         length = next(int(l.split(":")[1]) for l in lines if l.lower().startswith("content-length"))
         body = (await reader.readexactly(length)).decode()
+        if a.answer == "never":
+            continue
         await publish(path.rsplit("/", 1)[1], body)
-        writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 3\r\n\r\nok\n")
+        writer.write({"length": b"HTTP/1.1 202 Accepted\r\nContent-Length: 3\r\n\r\nok\n",
+                      "close": b"HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 3\r\n\r\nok\n",
+                      "chunked": b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nok\n\r\n0\r\n\r\n",
+                      "eof": b"HTTP/1.1 202 Accepted\r\n\r\nok\n"}[a.answer])
         await writer.drain()
+        answered += 1
+        if a.answer in ("close", "eof") or (a.drop_conn and answered % a.drop_conn == 0):
+            writer.close()
+            return
 
 async def ws_handler(ws, path):
     chan = path.rsplit("/", 1)[1]
@@ -372,6 +386,27 @@ start_fakerelay() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	json_check 'd["out_of_order"] == 30 and d["lost"] == 0 and d["delivered"] == 300'
+}
+
+@test "chat-bench publishers: kept-alive connections the relay drops, Connection: close, chunked and unsized answers" {
+	# each a corner of the publishers' HTTP client: every post is accepted and delivered
+	for answer in "--drop-conn 7" "--answer close" "--answer chunked" "--answer eof"; do
+		# shellcheck disable=SC2086 # two words
+		start_fakerelay --below 200 $answer
+		run --separate-stderr chat-bench "${RELAY_ARGS[@]}" -s 2 -n 200 -p 4 --timeout 3 --json
+		echo "$answer: $output $stderr"
+		[ "$status" -eq 0 ]
+		json_check 'd["accepted"] == 200 and d["failed"] == 0 and d["delivered"] == 400 and d["lost"] == 0'
+	done
+}
+
+@test "chat-bench publishers: a relay that never answers fails every post after --timeout" {
+	start_fakerelay --answer never
+	run --separate-stderr chat-bench "${RELAY_ARGS[@]}" -s 0 -n 6 -p 3 --timeout 1
+	echo "$output $stderr"
+	[ "$status" -eq 1 ]
+	[ "$(table_value failed)" = 6 ]
+	[[ "$stderr" == *"6 failed (no answer); first: timed out"* ]]
 }
 
 @test "chat-bench: fragmented messages and pings from the relay are handled" {

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #define BENCH_COMPONENT "chat-bench"
@@ -124,18 +125,28 @@ struct sub {
 	int in_frag;
 };
 
-/* One publisher thread; the main thread reads it only after joining it. */
+enum pub_state { PUB_IDLE, PUB_SENDING_FIRST, PUB_SENDING, PUB_READING };
+
+/* One publisher: a keep-alive connection with at most one post in flight. Touched by the
+ * publishing thread; the main thread reads it only after joining that thread. */
 struct pub {
 	struct bench *b;
 	uint32_t idx;
-	pthread_t thread;
-	int started;
-	int fd;              /* its keep-alive connection, blocking; -1: none */
+	int fd;              /* its keep-alive connection, non-blocking; -1: none */
+	int ep;              /* the publishers' epoll set, or -1 (the probe: poll) */
+	enum pub_state state;
+	uint64_t id;         /* the post in flight */
+	int reused, retried; /* on a kept-alive connection; tried again on a new one */
+	int64_t deadline_ns; /* the post fails (timed out) if not answered by then */
 	char *body;          /* body_pre is written once; payload and body_post per message */
 	size_t pre_len, post_len;
 	char *req;           /* the request: the head is written once, the rest per message */
+	size_t req_len, req_off;
 	char *in;            /* the answer */
-	size_t in_cap;
+	size_t in_cap, in_len;
+	size_t head, body_end; /* the answer's head length, and where its body ends (0: ?) */
+	int chunked, to_close, keep;
+	long status, last_status;
 	uint64_t sent, accepted, refused, failed;
 	int64_t done_ns;
 	int64_t lag_max_ns;  /* with --rate: the latest a post started after it was due */
@@ -172,7 +183,11 @@ struct bench {
 
 	/* publishers */
 	struct pub *pubs;
-	uint8_t *accepted;           /* per id, written by the one thread that posted it */
+	pthread_t pub_thread;        /* serves every publisher (pubs.c) */
+	int pub_started;
+	int pub_ep, pub_timer;       /* its epoll set, and the timerfd for --rate */
+	struct epoll_event *pub_evs;
+	uint8_t *accepted;           /* per id, written by the publishing thread */
 	uint64_t *acc_bits;          /* the same as a bitmap, made after the publishers end */
 	atomic_uint_fast64_t next_id;
 	atomic_int running;

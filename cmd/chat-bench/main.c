@@ -299,6 +299,7 @@ static void bench_alloc(struct bench *b)
 	size_t words = ((size_t)b->o.msgs + 63) / 64;
 
 	b->epfd = b->wakefd = -1;
+	b->pub_ep = b->pub_timer = -1;
 	b->accepted = calloc((size_t)b->o.msgs + 1, 1);
 	b->subs = calloc((size_t)b->o.subs + 1, sizeof *b->subs);
 	if (!b->accepted || !b->subs)

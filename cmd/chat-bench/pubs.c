@@ -1,17 +1,22 @@
-/* pubs.c: the publishers: P threads, each with one blocking keep-alive HTTP/1.1
- * connection of its own, taking message ids from a shared counter until N are sent.
+/* pubs.c: the publishers: P keep-alive HTTP/1.1 connections driven by one thread with
+ * an epoll(7) loop, as wrk and h2load do. Each connection has at most one request in
+ * flight; whenever one is free it takes the next message id, until N are sent.
  *
- * A shared counter rather than fixed shares keeps every publisher busy to the end when
- * some connections are slower; each thread's ids still rise, which is what lets a
- * subscriber tell reordering per publisher.
+ * One event-driven thread rather than a thread per connection: the meter shares the
+ * machine's cores with the server it measures, and P runnable threads woken by P answers
+ * took the cores from the server at the moments it needed them (bench/publish.md: under
+ * nice(1) the old threads let chatd publish 16-19% faster). Each connection's ids still
+ * rise, which is what lets a subscriber tell reordering per publisher.
  *
  * With --rate R, message i is due at start + i/R, and the time it was due, not the time it
- * was sent, goes into the payload. A publisher held up by a slow answer then sends late,
- * and that wait shows in the latency of every message it delays (a closed-loop meter would
- * send later and report the stall as one slow message: coordinated omission). */
+ * was sent, goes into the payload. A message that finds every connection busy waits and is
+ * sent late, and that wait shows in its latency and in every one it delays (a closed-loop
+ * meter would send later and report the stall as one slow message: coordinated
+ * omission). */
 #include "bench.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -20,15 +25,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "err.h"
 #include "url.h"
-
-enum send_result { SEND_ACCEPTED, SEND_REFUSED, SEND_FAILED };
 
 static int pub_init(struct bench *b, struct pub *p, uint32_t idx)
 {
@@ -39,6 +44,7 @@ static int pub_init(struct bench *b, struct pub *p, uint32_t idx)
 	p->b = b;
 	p->idx = idx;
 	p->fd = -1;
+	p->ep = -1;
 	p->first_status = -1;
 	p->pre_len = strlen(b->t.body_pre);
 	p->post_len = strlen(b->t.body_post);
@@ -57,7 +63,7 @@ static int pub_init(struct bench *b, struct pub *p, uint32_t idx)
 static void pub_close(struct pub *p)
 {
 	if (p->fd >= 0)
-		close(p->fd);
+		close(p->fd); /* which also takes it out of the epoll set */
 	p->fd = -1;
 }
 
@@ -70,6 +76,16 @@ static void pub_fini(struct pub *p)
 	p->body = p->req = p->in = NULL;
 }
 
+static void pub_watch(struct pub *p, int op, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.u32 = p->idx };
+
+	if (p->ep >= 0)
+		epoll_ctl(p->ep, op, p->fd, &ev);
+}
+
+/* Connect (blocking, bounded by the timeout: a loopback or LAN connect is quick), then
+ * the socket goes non-blocking into the loop. */
 static int pub_connect(struct pub *p, char *why, size_t whylen)
 {
 	double t = p->b->o.timeout_s > 0 ? p->b->o.timeout_s : 0.001;
@@ -81,8 +97,6 @@ static int pub_connect(struct pub *p, char *why, size_t whylen)
 		snprintf(why, whylen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	/* blocking, with the timeout on every send and receive */
-	setsockopt(p->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(p->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (connect(p->fd, (struct sockaddr *)&p->b->pub_addr, p->b->pub_addrlen)) {
@@ -90,6 +104,8 @@ static int pub_connect(struct pub *p, char *why, size_t whylen)
 		pub_close(p);
 		return -1;
 	}
+	fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) | O_NONBLOCK);
+	pub_watch(p, EPOLL_CTL_ADD, EPOLLIN);
 	return 0;
 }
 
@@ -110,94 +126,99 @@ static const char *head_value(const char *h, const char *end, const char *name)
 	return NULL;
 }
 
-/* Reads one response: its status, and the start of its body in p->in for messages.
- * Bodies come with Content-Length, chunked, or up to the close. 0, or -1 with why;
- * *fresh_close is set when the connection ended before a byte of the answer (a keep-alive
- * connection the server had closed: worth one more try on a new one). */
-static int pub_read_answer(struct pub *p, long *status, int *fresh_close, char *why,
-			   size_t whylen)
+/* The post in flight is over: count it; the first time one is not taken, keep why. */
+static void pub_done(struct pub *p, long status, const char *why)
 {
-	size_t len = 0, head = 0, body_end = 0;
-	int chunked = 0, to_close = 0, keep = 1;
-
-	*fresh_close = 0;
-	for (;;) {
-		ssize_t n;
-
-		if (head) {
-			if (body_end && len >= body_end)
-				break;
-			if (chunked && len >= head + 5 && !memcmp(p->in + len - 5, "0\r\n\r\n", 5))
-				break;
-		}
-		if (len == p->in_cap) {
-			char *bigger = p->in_cap < (1u << 20) ? realloc(p->in, p->in_cap * 2) : NULL;
-			if (!bigger) {
-				snprintf(why, whylen, "answer too long");
-				return -1;
-			}
-			p->in = bigger;
-			p->in_cap *= 2;
-		}
-		n = recv(p->fd, p->in + len, p->in_cap - len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0 && head && to_close)
-				break;
-			*fresh_close = len == 0 && (n == 0 || errno == ECONNRESET);
-			snprintf(why, whylen, "%s", n == 0 ? "connection closed by the server"
-				 : errno == EAGAIN ? "timed out" : strerror(errno));
-			return -1;
-		}
-		len += (size_t)n;
-		if (!head) {
-			char *e = memmem(p->in, len, "\r\n\r\n", 4);
-			const char *v;
-			if (!e)
-				continue;
-			head = (size_t)(e - p->in) + 4;
-			if (len < 12 || memcmp(p->in, "HTTP/1.", 7) ||
-			    sscanf(p->in + 9, "%3ld", status) != 1) {
-				snprintf(why, whylen, "not an HTTP answer");
-				return -1;
-			}
-			if ((v = head_value(p->in, p->in + head, "Connection")) &&
-			    !strncasecmp(v, "close", 5))
-				keep = 0;
-			if ((v = head_value(p->in, p->in + head, "Content-Length")))
-				body_end = head + (size_t)strtoull(v, NULL, 10);
-			else if ((v = head_value(p->in, p->in + head, "Transfer-Encoding")) &&
-				 !strncasecmp(v, "chunked", 7))
-				chunked = 1;
-			else if (*status == 204 || *status == 304)
-				body_end = head;
-			else
-				to_close = 1;
-		}
+	p->state = PUB_IDLE;
+	p->done_ns = bench_now_ns();
+	p->last_status = status;
+	if (status >= 200 && status < 300) {
+		p->accepted++;
+		if (p->id < (uint64_t)p->b->o.msgs) /* not a probe */
+			p->b->accepted[p->id] = 1;
+		return;
 	}
-	if (!keep || to_close)
-		pub_close(p);
-	/* the body's start, for a refusal's message */
-	len = len - head < sizeof p->resp - 1 ? len - head : sizeof p->resp - 1;
-	memcpy(p->resp, p->in + head, len);
-	p->resp[len] = '\0';
-	p->resp_len = len;
-	return 0;
+	if (status)
+		p->refused++;
+	else
+		p->failed++;
+	if (p->first_status < 0) {
+		p->first_status = status;
+		snprintf(p->first_err, sizeof p->first_err, "%s", status ? p->resp : why);
+	}
 }
 
-/* POST message id, stamped with due_ns (0: now); the first time it is not taken, keep why.
- * One send() and, mostly, one recv() per post on a blocking keep-alive connection: a
- * general HTTP client cost about 50 us of CPU per post here, as much as the server's own
- * work, on the cores the server needs. */
-static enum send_result pub_send(struct pub *p, uint64_t id, int64_t due_ns)
+static void pub_try(struct pub *p);
+
+/* This attempt failed. A kept-alive connection the server had closed before a byte of the
+ * answer is worth one more try on a new one; anything else fails the post. */
+static void pub_failed(struct pub *p, int fresh_close, const char *why)
+{
+	int again = p->reused && fresh_close && !p->retried;
+
+	pub_close(p);
+	if (again) {
+		p->retried = 1;
+		pub_try(p);
+		return;
+	}
+	pub_done(p, 0, why);
+}
+
+/* Send what is left of the request; then wait for the answer. */
+static void pub_send_rest(struct pub *p)
+{
+	while (p->req_off < p->req_len) {
+		ssize_t n = send(p->fd, p->req + p->req_off, p->req_len - p->req_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (p->state != PUB_SENDING)
+				pub_watch(p, EPOLL_CTL_MOD, EPOLLIN | EPOLLOUT);
+			p->state = PUB_SENDING;
+			return;
+		}
+		if (n <= 0) {
+			char why[200];
+			snprintf(why, sizeof why, "%s", n < 0 ? strerror(errno) : "short send");
+			pub_failed(p, 1, why);
+			return;
+		}
+		p->req_off += (size_t)n;
+	}
+	if (p->state == PUB_SENDING)
+		pub_watch(p, EPOLL_CTL_MOD, EPOLLIN);
+	p->state = PUB_READING;
+	p->in_len = p->head = p->body_end = 0;
+	p->chunked = p->to_close = 0;
+	p->keep = 1;
+}
+
+/* One attempt: on the kept-alive connection, or a new one. */
+static void pub_try(struct pub *p)
+{
+	char why[sizeof p->first_err];
+
+	p->reused = p->fd >= 0;
+	if (!p->reused && pub_connect(p, why, sizeof why)) {
+		pub_done(p, 0, why);
+		return;
+	}
+	p->req_off = 0;
+	p->state = PUB_SENDING_FIRST;
+	p->deadline_ns = bench_now_ns() + (int64_t)(p->b->o.timeout_s * 1e9);
+	pub_send_rest(p);
+}
+
+/* POST message id, stamped with due_ns (0: now). One send() and, mostly, one recv() per
+ * post: a general HTTP client cost about 50 us of CPU per post here, as much as the
+ * server's own work, on the cores the server needs. */
+static void pub_start(struct pub *p, uint64_t id, int64_t due_ns)
 {
 	struct bench *b = p->b;
 	struct payload m = { id, p->idx, due_ns ? due_ns : bench_now_ns() };
-	char why[sizeof p->first_err];
 	size_t blen, len;
-	long status = 0;
-	int fresh_close = 0;
 
 	/* the body: body_pre stays from pub_init, then the payload and body_post */
 	blen = p->pre_len + payload_write(p->body + p->pre_len, b->tag, &m, b->o.size);
@@ -205,80 +226,194 @@ static enum send_result pub_send(struct pub *p, uint64_t id, int64_t due_ns)
 	blen += p->post_len;
 	len = b->req_head_len + (size_t)sprintf(p->req + b->req_head_len, "%zu\r\n\r\n", blen);
 	memcpy(p->req + len, p->body, blen);
-	len += blen;
-	why[0] = '\0';
-	for (int attempt = 0; attempt < 2; attempt++) {
-		int reused = p->fd >= 0;
-		ssize_t n;
+	p->req_len = len + blen;
+	p->id = id;
+	p->retried = 0;
+	p->sent++;
+	pub_try(p);
+}
 
-		if (!reused && pub_connect(p, why, sizeof why))
-			break;
-		n = send(p->fd, p->req, len, MSG_NOSIGNAL);
-		if (n == (ssize_t)len && !pub_read_answer(p, &status, &fresh_close, why, sizeof why))
-			break;
-		if (n != (ssize_t)len) {
-			fresh_close = reused;
-			snprintf(why, sizeof why, "%s", n < 0 ? strerror(errno) : "short send");
-		}
+/* The whole answer is in p->in: keep the start of its body (a refusal's message). */
+static void pub_answered(struct pub *p, long status)
+{
+	size_t len = p->in_len - p->head;
+
+	if (!p->keep || p->to_close)
 		pub_close(p);
-		status = 0;
-		if (!reused || !fresh_close)
-			break; /* a kept-alive connection the server closed: try once more */
-	}
-	if (status >= 200 && status < 300)
-		return SEND_ACCEPTED;
-	if (p->first_status < 0) {
-		p->first_status = status;
-		snprintf(p->first_err, sizeof p->first_err, "%s", status ? p->resp : why);
-	}
-	return status ? SEND_REFUSED : SEND_FAILED;
+	len = len < sizeof p->resp - 1 ? len : sizeof p->resp - 1;
+	memcpy(p->resp, p->in + p->head, len);
+	p->resp[len] = '\0';
+	p->resp_len = len;
+	pub_done(p, status, NULL);
 }
 
-/* With --rate: wait until message id is due; returns when it was due. */
-static int64_t pub_pace(struct pub *p, uint64_t id)
+/* Is the answer complete? Parses the head once it is all there. 1: yes, 0: not yet, -1:
+ * not HTTP. Bodies come with Content-Length, chunked, or up to the close. */
+static int pub_parse(struct pub *p)
 {
-	struct bench *b = p->b;
-	int64_t due = b->pub_start_ns + (int64_t)((double)id * 1e9 / b->o.rate), late;
-	struct timespec ts = { (time_t)(due / 1000000000), (long)(due % 1000000000) };
+	if (!p->head) {
+		char *e = memmem(p->in, p->in_len, "\r\n\r\n", 4);
+		const char *v;
 
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-		;
-	late = bench_now_ns() - due;
-	if (late > p->lag_max_ns)
-		p->lag_max_ns = late;
-	return due;
+		if (!e)
+			return 0;
+		p->head = (size_t)(e - p->in) + 4;
+		if (p->in_len < 12 || memcmp(p->in, "HTTP/1.", 7) ||
+		    sscanf(p->in + 9, "%3ld", &p->status) != 1)
+			return -1;
+		if ((v = head_value(p->in, p->in + p->head, "Connection")) && !strncasecmp(v, "close", 5))
+			p->keep = 0;
+		if ((v = head_value(p->in, p->in + p->head, "Content-Length")))
+			p->body_end = p->head + (size_t)strtoull(v, NULL, 10);
+		else if ((v = head_value(p->in, p->in + p->head, "Transfer-Encoding")) &&
+			 !strncasecmp(v, "chunked", 7))
+			p->chunked = 1;
+		else if (p->status == 204 || p->status == 304)
+			p->body_end = p->head;
+		else
+			p->to_close = 1;
+	}
+	if (p->body_end)
+		return p->in_len >= p->body_end;
+	return p->chunked && p->in_len >= p->head + 5 &&
+	       !memcmp(p->in + p->in_len - 5, "0\r\n\r\n", 5);
 }
 
-static void *pub_main(void *arg)
+/* The connection is readable (or writable, while a request is half sent). */
+static void pub_ready(struct pub *p, uint32_t events)
 {
-	struct pub *p = arg;
-	struct bench *b = p->b;
+	if (p->state == PUB_SENDING) {
+		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+			pub_send_rest(p);
+		if (p->state != PUB_READING)
+			return;
+	}
+	if (p->state == PUB_IDLE) {
+		/* between posts: the server closed the kept-alive connection (or sent what
+		 * nobody asked for). The next post opens a new one. */
+		pub_close(p);
+		return;
+	}
+	if (p->state != PUB_READING)
+		return;
+	for (;;) {
+		ssize_t n;
+		int done;
+
+		if (p->in_len == p->in_cap) {
+			char *bigger = p->in_cap < (1u << 20) ? realloc(p->in, p->in_cap * 2) : NULL;
+			if (!bigger) {
+				pub_failed(p, 0, "answer too long");
+				return;
+			}
+			p->in = bigger;
+			p->in_cap *= 2;
+		}
+		n = recv(p->fd, p->in + p->in_len, p->in_cap - p->in_len, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			int fresh = p->in_len == 0 && (n == 0 || errno == ECONNRESET);
+			if (n == 0 && p->head && p->to_close) {
+				pub_answered(p, p->status);
+				return;
+			}
+			pub_failed(p, fresh, n == 0 ? "connection closed by the server" : strerror(errno));
+			return;
+		}
+		p->in_len += (size_t)n;
+		done = pub_parse(p);
+		if (done < 0) {
+			pub_failed(p, 0, "not an HTTP answer");
+			return;
+		}
+		if (done) {
+			pub_answered(p, p->status);
+			return;
+		}
+	}
+}
+
+static int pub_busy(const struct pub *p)
+{
+	return p->state != PUB_IDLE;
+}
+
+/* A post that has waited past the timeout fails (the connection is dropped). */
+static void pub_check_timeout(struct pub *p, int64_t now)
+{
+	if (pub_busy(p) && now >= p->deadline_ns)
+		pub_failed(p, 0, "timed out");
+}
+
+/* The time message id is due with --rate (0: without). */
+static int64_t due_of(const struct bench *b, uint64_t id)
+{
+	return b->o.rate > 0 ? b->pub_start_ns + (int64_t)((double)id * 1e9 / b->o.rate) : 0;
+}
+
+/* The publishing thread: hand the next id to each free connection when it is due; serve
+ * the connections; until every id is sent and answered. With --rate, a timerfd wakes it
+ * when the next id is due (epoll_wait's own timeout counts whole milliseconds). */
+static void *pubs_main(void *arg)
+{
+	struct bench *b = arg;
+	long np = b->o.pubs;
+	int64_t next_timeouts = 0;
 
 	for (;;) {
-		uint64_t id = atomic_fetch_add(&b->next_id, 1);
-		int64_t due = 0;
+		int64_t now = bench_now_ns(), wait_ns = -1;
+		uint64_t next = atomic_load(&b->next_id);
+		long busy = 0;
+		int n;
 
-		if (id >= (uint64_t)b->o.msgs)
+		/* free connections take the ids that are due */
+		for (long i = 0; i < np; i++) {
+			struct pub *p = &b->pubs[i];
+			while (!pub_busy(p) && next < (uint64_t)b->o.msgs) {
+				int64_t due = due_of(b, next);
+				if (due > now) {
+					wait_ns = due - now;
+					break;
+				}
+				if (due && now - due > p->lag_max_ns)
+					p->lag_max_ns = now - due;
+				atomic_store(&b->next_id, next + 1);
+				pub_start(p, next++, due);
+			}
+			busy += pub_busy(p);
+		}
+		if (!busy && next >= (uint64_t)b->o.msgs)
 			break;
-		if (b->o.rate > 0)
-			due = pub_pace(p, id);
-		p->sent++;
-		switch (pub_send(p, id, due)) {
-		case SEND_ACCEPTED:
-			p->accepted++;
-			b->accepted[id] = 1;
-			break;
-		case SEND_REFUSED:
-			p->refused++;
-			break;
-		case SEND_FAILED:
-			p->failed++;
-			break;
+		if (now >= next_timeouts) { /* timeouts are seconds: a look ten times a second */
+			for (long i = 0; i < np; i++)
+				pub_check_timeout(&b->pubs[i], now);
+			next_timeouts = now + 100000000;
+		}
+		if (wait_ns >= 0) {
+			struct itimerspec due = { .it_value = { (time_t)((now + wait_ns) / 1000000000),
+							       (long)((now + wait_ns) % 1000000000) } };
+			timerfd_settime(b->pub_timer, TFD_TIMER_ABSTIME, &due, NULL);
+		}
+		n = epoll_wait(b->pub_ep, b->pub_evs, (int)np + 1, 100);
+		for (int i = 0; i < n; i++) {
+			if (b->pub_evs[i].data.u32 == UINT32_MAX) { /* the timer: an id is due */
+				uint64_t ticks;
+				if (read(b->pub_timer, &ticks, sizeof ticks) < 0)
+					continue;
+				continue;
+			}
+			pub_ready(&b->pubs[b->pub_evs[i].data.u32], b->pub_evs[i].events);
 		}
 	}
-	p->done_ns = bench_now_ns();
-	if (atomic_fetch_sub(&b->running, 1) == 1)
-		subs_wake(b);
+	b->pub_end_ns = 0;
+	for (long i = 0; i < np; i++)
+		if (b->pubs[i].done_ns > b->pub_end_ns)
+			b->pub_end_ns = b->pubs[i].done_ns;
+	atomic_store(&b->running, 0);
+	subs_wake(b);
 	return NULL;
 }
 
@@ -317,9 +452,35 @@ static int pubs_prepare(struct bench *b, char *err, size_t errlen)
 	return 0;
 }
 
+/* Drive one post on its own (the probe): poll(2) on its connection until it is answered,
+ * fails or times out. */
+static void pub_wait_one(struct pub *p)
+{
+	while (pub_busy(p)) {
+		struct pollfd pfd = { p->fd, POLLIN | (p->state == PUB_SENDING ? POLLOUT : 0), 0 };
+		int64_t left = p->deadline_ns - bench_now_ns();
+		int n;
+
+		if (left <= 0) {
+			pub_failed(p, 0, "timed out");
+			continue;
+		}
+		n = poll(&pfd, 1, (int)(left / 1000000) + 1);
+		if (n < 0 && errno != EINTR) {
+			pub_failed(p, 0, strerror(errno));
+			continue;
+		}
+		if (n > 0)
+			pub_ready(p, (pfd.revents & POLLIN ? EPOLLIN : 0) |
+				     (pfd.revents & POLLOUT ? EPOLLOUT : 0) |
+				     (pfd.revents & POLLERR ? EPOLLERR : 0) |
+				     (pfd.revents & POLLHUP ? EPOLLHUP : 0));
+	}
+}
+
 int pubs_probe(struct bench *b, uint64_t k, char *err, size_t errlen)
 {
-	enum send_result r;
+	struct pub *p;
 
 	if (!b->probe) {
 		b->probe = calloc(1, sizeof *b->probe);
@@ -330,65 +491,66 @@ int pubs_probe(struct bench *b, uint64_t k, char *err, size_t errlen)
 		if (pub_init(b, b->probe, 0))
 			return err_set(err, errlen, "out of memory");
 	}
-	b->probe->first_status = -1;
-	r = pub_send(b->probe, (uint64_t)b->o.msgs + k, 0);
-	if (r == SEND_ACCEPTED)
+	p = b->probe;
+	p->first_status = -1;
+	pub_start(p, (uint64_t)b->o.msgs + k, 0);
+	pub_wait_one(p);
+	if (p->last_status >= 200 && p->last_status < 300)
 		return 0;
-	if (r == SEND_REFUSED)
-		snprintf(err, errlen, "POST %s answered %ld %s", b->t.pub_url,
-			 b->probe->first_status, b->probe->first_err);
+	if (p->last_status)
+		snprintf(err, errlen, "POST %s answered %ld %s", b->t.pub_url, p->first_status,
+			 p->first_err);
 	else
-		snprintf(err, errlen, "POST %s failed: %s", b->t.pub_url, b->probe->first_err);
+		snprintf(err, errlen, "POST %s failed: %s", b->t.pub_url, p->first_err);
 	return -1;
 }
 
 int pubs_start(struct bench *b, char *err, size_t errlen)
 {
-	long i;
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
 	int rc;
 
 	if (pubs_prepare(b, err, errlen))
 		return -1;
 	b->pubs = calloc((size_t)b->o.pubs, sizeof *b->pubs);
-	if (!b->pubs)
+	b->pub_evs = calloc((size_t)b->o.pubs + 1, sizeof *b->pub_evs);
+	if (!b->pubs || !b->pub_evs)
 		goto nomem;
-	for (i = 0; i < b->o.pubs; i++)
+	b->pub_ep = epoll_create1(EPOLL_CLOEXEC);
+	b->pub_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (b->pub_ep < 0 || b->pub_timer < 0 ||
+	    epoll_ctl(b->pub_ep, EPOLL_CTL_ADD, b->pub_timer, &ev)) {
+		snprintf(err, errlen, "cannot set up the publishers' event loop: %s", strerror(errno));
+		return -1;
+	}
+	for (long i = 0; i < b->o.pubs; i++) {
 		if (pub_init(b, &b->pubs[i], (uint32_t)i))
 			goto nomem;
-	atomic_store(&b->next_id, 0);
-	atomic_store(&b->running, (int)b->o.pubs);
-	b->pub_start_ns = bench_now_ns();
-	for (i = 0; i < b->o.pubs; i++) {
-		rc = pthread_create(&b->pubs[i].thread, NULL, pub_main, &b->pubs[i]);
-		if (rc) {
-			/* stop the ones already running: no ids left for them */
-			atomic_store(&b->next_id, (uint64_t)b->o.msgs);
-			snprintf(err, errlen, "cannot start publisher thread %ld: %s", i + 1,
-				 strerror(rc));
-			pubs_join(b);
-			return -1;
-		}
-		b->pubs[i].started = 1;
+		b->pubs[i].ep = b->pub_ep;
 	}
+	atomic_store(&b->next_id, 0);
+	atomic_store(&b->running, 1);
+	b->pub_start_ns = bench_now_ns();
+	rc = pthread_create(&b->pub_thread, NULL, pubs_main, b);
+	if (rc) {
+		atomic_store(&b->running, 0);
+		snprintf(err, errlen, "cannot start the publishing thread: %s", strerror(rc));
+		return -1;
+	}
+	b->pub_started = 1;
 	return 0;
 nomem:
 	snprintf(err, errlen, "out of memory for %ld publishers", b->o.pubs);
 	return -1;
 }
 
-/* Waits for every publisher; the publish phase ends when the last one is done. */
+/* Waits for the publishing thread; it set pub_end_ns, when the last answer came. */
 void pubs_join(struct bench *b)
 {
-	for (long i = 0; i < b->o.pubs; i++) {
-		struct pub *p = &b->pubs[i];
-
-		if (!p->started)
-			continue;
-		pthread_join(p->thread, NULL);
-		p->started = 0;
-		if (p->done_ns > b->pub_end_ns)
-			b->pub_end_ns = p->done_ns;
-	}
+	if (!b->pub_started)
+		return;
+	pthread_join(b->pub_thread, NULL);
+	b->pub_started = 0;
 }
 
 void pubs_free(struct bench *b)
@@ -402,6 +564,13 @@ void pubs_free(struct bench *b)
 	}
 	free(b->req_head);
 	free(b->pubs);
+	free(b->pub_evs);
+	if (b->pub_ep >= 0)
+		close(b->pub_ep);
+	if (b->pub_timer >= 0)
+		close(b->pub_timer);
+	b->pub_ep = b->pub_timer = -1;
+	b->pub_evs = NULL;
 	b->pubs = NULL;
 	b->probe = NULL;
 	b->req_head = NULL;
