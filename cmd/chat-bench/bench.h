@@ -1,7 +1,7 @@
 /* bench.h: the parts of chat-bench and the state they share.
  *
  * One run: open the subscribers (subs.c), check every one of them receives (probe), then
- * publish from several threads (pubs.c) while the main thread reads the WebSocket
+ * publish from a thread of their own (pubs.c) while the main thread reads the WebSocket
  * connections and counts what arrives, then wait for stragglers and report (stats.c), with
  * what /proc says the server and this process spent on it (proc.c). What to publish to
  * and subscribe at is the target's business (target.c): URL and body templates, so a relay
@@ -125,7 +125,7 @@ struct sub {
 	int in_frag;
 };
 
-enum pub_state { PUB_IDLE, PUB_SENDING_FIRST, PUB_SENDING, PUB_READING };
+enum pub_state { PUB_IDLE, PUB_CONNECTING, PUB_SENDING_FIRST, PUB_SENDING, PUB_READING };
 
 /* One publisher: a keep-alive connection with at most one post in flight. Touched by the
  * publishing thread; the main thread reads it only after joining that thread. */

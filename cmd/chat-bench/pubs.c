@@ -76,36 +76,42 @@ static void pub_fini(struct pub *p)
 	p->body = p->req = p->in = NULL;
 }
 
-static void pub_watch(struct pub *p, int op, uint32_t events)
+static int pub_watch(struct pub *p, int op, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.u32 = p->idx };
 
-	if (p->ep >= 0)
-		epoll_ctl(p->ep, op, p->fd, &ev);
+	return p->ep >= 0 ? epoll_ctl(p->ep, op, p->fd, &ev) : 0;
 }
 
-/* Connect (blocking, bounded by the timeout: a loopback or LAN connect is quick), then
- * the socket goes non-blocking into the loop. */
+/* The events a post waits for in its state (the probe polls for the same). */
+static uint32_t pub_events(const struct pub *p)
+{
+	return p->state == PUB_CONNECTING || p->state == PUB_SENDING ? EPOLLOUT : EPOLLIN;
+}
+
+/* Start connecting, without blocking: the post waits in PUB_CONNECTING for the socket to
+ * be writable (a slow connect must not hold up the other publishers). */
 static int pub_connect(struct pub *p, char *why, size_t whylen)
 {
-	double t = p->b->o.timeout_s > 0 ? p->b->o.timeout_s : 0.001;
-	struct timeval tv = { (time_t)t, (suseconds_t)((t - (double)(time_t)t) * 1e6) };
 	int one = 1;
 
-	p->fd = socket(p->b->pub_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	p->fd = socket(p->b->pub_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (p->fd < 0) {
 		snprintf(why, whylen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	setsockopt(p->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (connect(p->fd, (struct sockaddr *)&p->b->pub_addr, p->b->pub_addrlen)) {
+	if (connect(p->fd, (struct sockaddr *)&p->b->pub_addr, p->b->pub_addrlen) &&
+	    errno != EINPROGRESS) {
 		snprintf(why, whylen, "cannot connect: %s", strerror(errno));
 		pub_close(p);
 		return -1;
 	}
-	fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) | O_NONBLOCK);
-	pub_watch(p, EPOLL_CTL_ADD, EPOLLIN);
+	if (pub_watch(p, EPOLL_CTL_ADD, EPOLLOUT)) {
+		snprintf(why, whylen, "epoll_ctl: %s", strerror(errno));
+		pub_close(p);
+		return -1;
+	}
 	return 0;
 }
 
@@ -144,7 +150,7 @@ static void pub_done(struct pub *p, long status, const char *why)
 		p->failed++;
 	if (p->first_status < 0) {
 		p->first_status = status;
-		snprintf(p->first_err, sizeof p->first_err, "%s", status ? p->resp : why);
+		snprintf(p->first_err, sizeof p->first_err, "%s", status ? p->resp : why ? why : "?");
 	}
 }
 
@@ -174,8 +180,10 @@ static void pub_send_rest(struct pub *p)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* only writability now: a server that answers early and stops reading
+			 * would otherwise wake the loop for ever with EPOLLIN */
 			if (p->state != PUB_SENDING)
-				pub_watch(p, EPOLL_CTL_MOD, EPOLLIN | EPOLLOUT);
+				pub_watch(p, EPOLL_CTL_MOD, EPOLLOUT);
 			p->state = PUB_SENDING;
 			return;
 		}
@@ -187,7 +195,7 @@ static void pub_send_rest(struct pub *p)
 		}
 		p->req_off += (size_t)n;
 	}
-	if (p->state == PUB_SENDING)
+	if (p->state != PUB_SENDING_FIRST)
 		pub_watch(p, EPOLL_CTL_MOD, EPOLLIN);
 	p->state = PUB_READING;
 	p->in_len = p->head = p->body_end = 0;
@@ -201,13 +209,33 @@ static void pub_try(struct pub *p)
 	char why[sizeof p->first_err];
 
 	p->reused = p->fd >= 0;
-	if (!p->reused && pub_connect(p, why, sizeof why)) {
-		pub_done(p, 0, why);
+	p->deadline_ns = bench_now_ns() + (int64_t)(p->b->o.timeout_s * 1e9);
+	p->req_off = 0;
+	if (!p->reused) {
+		if (pub_connect(p, why, sizeof why)) {
+			pub_done(p, 0, why);
+			return;
+		}
+		p->state = PUB_CONNECTING; /* the send follows once connected */
 		return;
 	}
-	p->req_off = 0;
 	p->state = PUB_SENDING_FIRST;
-	p->deadline_ns = bench_now_ns() + (int64_t)(p->b->o.timeout_s * 1e9);
+	pub_send_rest(p);
+}
+
+/* The connect finished, one way or the other. */
+static void pub_connected(struct pub *p)
+{
+	int err = 0;
+	socklen_t len = sizeof err;
+
+	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err) {
+		char why[200];
+		snprintf(why, sizeof why, "cannot connect: %s", strerror(err ? err : errno));
+		pub_failed(p, 0, why);
+		return;
+	}
+	p->state = PUB_SENDING; /* EPOLLOUT is on: pub_send_rest turns it to EPOLLIN */
 	pub_send_rest(p);
 }
 
@@ -282,6 +310,10 @@ static int pub_parse(struct pub *p)
 /* The connection is readable (or writable, while a request is half sent). */
 static void pub_ready(struct pub *p, uint32_t events)
 {
+	if (p->state == PUB_CONNECTING) {
+		pub_connected(p);
+		return;
+	}
 	if (p->state == PUB_SENDING) {
 		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			pub_send_rest(p);
@@ -367,7 +399,7 @@ static void *pubs_main(void *arg)
 		int64_t now = bench_now_ns(), wait_ns = -1;
 		uint64_t next = atomic_load(&b->next_id);
 		long busy = 0;
-		int n;
+		int n, timeout_ms;
 
 		/* free connections take the ids that are due */
 		for (long i = 0; i < np; i++) {
@@ -378,8 +410,11 @@ static void *pubs_main(void *arg)
 					wait_ns = due - now;
 					break;
 				}
-				if (due && now - due > p->lag_max_ns)
-					p->lag_max_ns = now - due;
+				if (due) { /* how late it starts, after the starts before it */
+					int64_t late = bench_now_ns() - due;
+					if (late > p->lag_max_ns)
+						p->lag_max_ns = late;
+				}
 				atomic_store(&b->next_id, next + 1);
 				pub_start(p, next++, due);
 			}
@@ -387,28 +422,31 @@ static void *pubs_main(void *arg)
 		}
 		if (!busy && next >= (uint64_t)b->o.msgs)
 			break;
-		if (now >= next_timeouts) { /* timeouts are seconds: a look ten times a second */
-			for (long i = 0; i < np; i++)
-				pub_check_timeout(&b->pubs[i], now);
-			next_timeouts = now + 100000000;
-		}
+		timeout_ms = 100;
 		if (wait_ns >= 0) {
 			struct itimerspec due = { .it_value = { (time_t)((now + wait_ns) / 1000000000),
 							       (long)((now + wait_ns) % 1000000000) } };
-			timerfd_settime(b->pub_timer, TFD_TIMER_ABSTIME, &due, NULL);
+			if (timerfd_settime(b->pub_timer, TFD_TIMER_ABSTIME, &due, NULL))
+				timeout_ms = (int)(wait_ns / 1000000); /* whole ms, then */
 		}
-		n = epoll_wait(b->pub_ep, b->pub_evs, (int)np + 1, 100);
+		n = epoll_wait(b->pub_ep, b->pub_evs, (int)np + 1, timeout_ms);
 		for (int i = 0; i < n; i++) {
 			if (b->pub_evs[i].data.u32 == UINT32_MAX) { /* the timer: an id is due */
 				uint64_t ticks;
-				if (read(b->pub_timer, &ticks, sizeof ticks) < 0)
-					continue;
+				(void)!read(b->pub_timer, &ticks, sizeof ticks);
 				continue;
 			}
 			pub_ready(&b->pubs[b->pub_evs[i].data.u32], b->pub_evs[i].events);
 		}
+		/* timeouts are seconds: a look ten times a second, after the answers that came */
+		now = bench_now_ns();
+		if (now >= next_timeouts) {
+			for (long i = 0; i < np; i++)
+				pub_check_timeout(&b->pubs[i], now);
+			next_timeouts = now + 100000000;
+		}
 	}
-	b->pub_end_ns = 0;
+	b->pub_end_ns = b->pub_start_ns; /* -n 0: nothing was posted */
 	for (long i = 0; i < np; i++)
 		if (b->pubs[i].done_ns > b->pub_end_ns)
 			b->pub_end_ns = b->pubs[i].done_ns;
@@ -457,7 +495,7 @@ static int pubs_prepare(struct bench *b, char *err, size_t errlen)
 static void pub_wait_one(struct pub *p)
 {
 	while (pub_busy(p)) {
-		struct pollfd pfd = { p->fd, POLLIN | (p->state == PUB_SENDING ? POLLOUT : 0), 0 };
+		struct pollfd pfd = { p->fd, pub_events(p) == EPOLLOUT ? POLLOUT : POLLIN, 0 };
 		int64_t left = p->deadline_ns - bench_now_ns();
 		int n;
 
@@ -516,6 +554,8 @@ int pubs_start(struct bench *b, char *err, size_t errlen)
 	b->pub_evs = calloc((size_t)b->o.pubs + 1, sizeof *b->pub_evs);
 	if (!b->pubs || !b->pub_evs)
 		goto nomem;
+	for (long i = 0; i < b->o.pubs; i++)
+		b->pubs[i].fd = -1; /* pubs_free may close them after a failure below */
 	b->pub_ep = epoll_create1(EPOLL_CLOEXEC);
 	b->pub_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (b->pub_ep < 0 || b->pub_timer < 0 ||
