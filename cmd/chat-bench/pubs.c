@@ -261,7 +261,7 @@ static void pub_start(struct pub *p, uint64_t id, int64_t due_ns)
 }
 
 /* The whole answer is in p->in: keep the start of its body (a refusal's message). */
-static void pub_answered(struct pub *p, long status)
+static void pub_answered(struct pub *p)
 {
 	size_t len = p->in_len - p->head;
 
@@ -271,7 +271,7 @@ static void pub_answered(struct pub *p, long status)
 	memcpy(p->resp, p->in + p->head, len);
 	p->resp[len] = '\0';
 	p->resp_len = len;
-	pub_done(p, status, NULL);
+	pub_done(p, p->status, NULL);
 }
 
 /* Is the answer complete? Parses the head once it is all there. 1: yes, 0: not yet, -1:
@@ -348,7 +348,7 @@ static void pub_ready(struct pub *p, uint32_t events)
 		if (n <= 0) {
 			int fresh = p->in_len == 0 && (n == 0 || errno == ECONNRESET);
 			if (n == 0 && p->head && p->to_close) {
-				pub_answered(p, p->status);
+				pub_answered(p);
 				return;
 			}
 			pub_failed(p, fresh, n == 0 ? "connection closed by the server" : strerror(errno));
@@ -361,7 +361,7 @@ static void pub_ready(struct pub *p, uint32_t events)
 			return;
 		}
 		if (done) {
-			pub_answered(p, p->status);
+			pub_answered(p);
 			return;
 		}
 	}
