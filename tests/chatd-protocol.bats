@@ -189,6 +189,29 @@ import json, sys
 print(" ".join(str(json.loads(l)["msg"]) for l in open(sys.argv[1]) if l.startswith("{")))' "$BG_OUT")" = "$(seq -s ' ' 50)" ]
 }
 
+# The window is a gauge in /metrics, in seconds.
+coalesce_window() {
+	curl -s "$CHATD_URL/metrics" | awk '$1 == "chatd_coalesce_window_seconds" { print $2 }'
+}
+
+@test "--coalesce: a round that gathers several messages doubles the window (up to 4x); one message a round halves it" {
+	start_chatd --coalesce 100000
+	[ "$(coalesce_window)" = 0.1 ]
+	local ready=$BATS_TEST_TMPDIR/ready
+	bg ws "ws://127.0.0.1:$CHATD_PORT/ws/cw" --count 21 --timeout 10 --ready "$ready"
+	wait_until 5 test -e "$ready"
+	# the first goes at once; the other 19, posted within the 100 ms, go in the next round
+	seq 20 | chat-post -u "$CHATD_URL" -c cw --json
+	wait_until 5 sh -c "curl -s $CHATD_URL/metrics | grep -Eqx 'chatd_coalesce_window_seconds 0.[24]'"
+	# after a quiet spell one message goes at once, alone, and halves the window
+	sleep 0.5
+	local before
+	before=$(coalesce_window)
+	chat-post -u "$CHATD_URL" -c cw 21
+	finished "$BG_PID"
+	[ "$(coalesce_window)" = "$($PY -c "print('%g' % ($before / 2))")" ]
+}
+
 @test "--coalesce: every message once and in order, writing at once or gathering 100 ms" {
 	coalesce_run --coalesce 0
 	stop_pid "$CHATD_PID"

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -576,6 +577,11 @@ int main(int argc, char **argv)
 		return EX_UNAVAILABLE;
 
 	lws_set_log_level(getenv("CHATD_LWS_DEBUG") ? 0xfff : verbosity >= LOGL_DEBUG ? LLL_ERR | LLL_WARN : LLL_ERR, lws_log_line);
+	srv.flush_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (srv.flush_tfd < 0) {
+		log_error("chatd", "cannot create a timer: %s", strerror(errno));
+		return EX_OSERR;
+	}
 	uv_loop_init(&loop);
 	srv.loop = &loop;
 	srv.broker = cfg.use_redis ? broker_redis_new(&loop, &cfg.redis, &cfg.store, &broker_events, &srv)
@@ -627,8 +633,9 @@ int main(int argc, char **argv)
 	limits_init(&srv);
 	uv_check_init(&loop, &srv.flush);
 	srv.flush.data = &srv;
-	uv_timer_init(&loop, &srv.flush_timer);
+	uv_poll_init(&loop, &srv.flush_timer, srv.flush_tfd);
 	srv.flush_timer.data = &srv;
+	srv.coalesce_ns = (uint64_t)cfg.coalesce_us * 1000;
 	/* A status line on SIGUSR1, and every 10 s at -v. */
 	srv.metrics.status_at = uv_now(&loop);
 	uv_signal_init(&loop, &srv.usr1);
@@ -655,6 +662,7 @@ int main(int argc, char **argv)
 	hub_free(&srv);
 	limits_free(&srv);
 	uv_run(&loop, UV_RUN_NOWAIT); /* its timer's close */
+	close(srv.flush_tfd); /* its poll handle was closed with the others */
 	if (uv_loop_close(&loop))
 		log_debug("chatd", "event loop closed with handles still open");
 	log_info("chatd", "stopped");

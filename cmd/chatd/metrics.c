@@ -105,6 +105,8 @@ char *metrics_render(struct server *srv, size_t *len)
 	put(&o, "chatd_history_replays_total %llu\n", (unsigned long long)m->replays);
 	metric(&o, "gap_notices_total", "counter", "Gap notices sent: a resume position no longer stored.");
 	put(&o, "chatd_gap_notices_total %llu\n", (unsigned long long)m->gaps);
+	metric(&o, "coalesce_window_seconds", "gauge", "The least time between write rounds to WebSocket subscribers now (--coalesce, up to 4x under load).");
+	put(&o, "chatd_coalesce_window_seconds %g\n", (double)srv->coalesce_ns / 1e9);
 	metric(&o, "publish_latency_seconds", "histogram", "From a publish arriving to the broker's acknowledgement.");
 	for (int i = 0; i < METRICS_LAT_BUCKETS; i++) {
 		cum += m->lat_bucket[i];

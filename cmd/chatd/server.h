@@ -72,8 +72,11 @@ struct server {
 	struct ws_sess *sessions;  /* every open WebSocket, for shutdown */
 	struct ws_sess *dirty;     /* WebSockets with new messages this loop iteration */
 	uv_check_t flush;          /* writes them once the iteration's input is handled */
-	uv_timer_t flush_timer;    /* ... or, under load, a little later: see ws_flush_check */
+	uv_poll_t flush_timer;     /* ... or, under load, a little later: see ws_flush_check */
+	int flush_tfd;             /* its timerfd */
+	int flush_armed;
 	uint64_t last_flush;       /* uv_hrtime() of the last write of the dirty list */
+	uint64_t coalesce_ns;      /* the window between writes: --coalesce to 4 x that */
 	unsigned nsessions;        /* WebSockets and SSE streams */
 	unsigned nsse;             /* of which SSE streams */
 	int draining;

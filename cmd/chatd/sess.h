@@ -88,10 +88,6 @@ int sess_expired(const struct ws_sess *s);
 #define SESS_CLOSE_UNAUTHORIZED 4401 /* no valid token, or it expired */
 #define SESS_CLOSE_FORBIDDEN 4403    /* the token does not allow a channel */
 
-/* Write what WebSocket sessions queued during this loop iteration (the server's uv_check
- * handle runs it after each round of I/O). */
-void ws_flush_dirty(struct server *srv);
-
 /* sse.c: the HTTP side of an SSE stream. sse_open starts one for GET /events, or
  * returns NULL with an HTTP status and a reason. */
 struct ws_sess *sse_open(struct lws *wsi, int *status, char *err, size_t errlen);

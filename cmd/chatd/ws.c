@@ -5,8 +5,11 @@
  * the socket takes. Server frames are unmasked (RFC 6455), so lws writes the same header
  * into the same LWS_PRE bytes of a shared message for every subscriber: safe here, since
  * one thread writes and no extension (compression) rewrites payloads. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "chan.h"
 #include "cli.h"
@@ -20,6 +23,7 @@
 #define WS_BATCH_BYTES 65536 /* queued frames gathered into one write */
 
 static void ws_flush_check(uv_check_t *h);
+static void ws_flush_timer_stop(struct server *srv);
 #define WS_MAX_INFLIGHT 64 /* publishes awaiting the broker, per connection */
 #define WS_QUEUE_BYTES (8u << 20) /* queued bytes per subscriber (or 2 x --max-message) */
 #define WS_REPLAY_PAGE 500
@@ -83,8 +87,7 @@ static void ws_mark_dirty(struct ws_sess *s)
 	if (srv->dirty)
 		srv->dirty->dirty_prev = s;
 	srv->dirty = s;
-	if (!uv_is_active((uv_handle_t *)&srv->flush) &&
-	    !uv_is_active((uv_handle_t *)&srv->flush_timer))
+	if (!uv_is_active((uv_handle_t *)&srv->flush) && !srv->flush_armed)
 		uv_check_start(&srv->flush, ws_flush_check);
 }
 
@@ -858,49 +861,106 @@ static int ws_on_writable(struct ws_sess *s, struct lws *wsi)
 	return 0;
 }
 
-void ws_flush_dirty(struct server *srv)
+/* Write every dirty session's queue. Returns the frames written and, in *nsess, the
+ * sessions written to. */
+static uint64_t ws_flush_dirty(struct server *srv, unsigned *nsess)
 {
 	struct ws_sess *s;
+	uint64_t frames = 0;
 
+	*nsess = 0;
 	while ((s = srv->dirty)) {
+		unsigned before = s->qlen;
+
 		ws_unmark_dirty(s);
 		/* A closing session, a full socket or a failed write: lws's callback does it
 		 * (and a failed write closes the connection there). */
 		if (s->close_code || lws_partial_buffered(s->wsi) || ws_write_queue(s, s->wsi) || s->qlen)
 			lws_callback_on_writable(s->wsi);
+		frames += before - s->qlen;
+		++*nsess;
 	}
 	uv_check_stop(&srv->flush);
-	uv_timer_stop(&srv->flush_timer);
+	ws_flush_timer_stop(srv);
+	return frames;
 }
 
-static void ws_flush_timer(uv_timer_t *t)
+/* One write round, and the window before the next. A round that gave its subscribers 3
+ * or more frames each (on average) says messages come faster than the window: it
+ * doubles, up to 4 x --coalesce, so rounds carry more and cost less each. A round of
+ * one frame each halves it again, down to --coalesce. At a steady rate the window thus
+ * settles where rounds carry a few messages, and a rate slow enough for one message a
+ * round keeps the shortest window (bench/coalesce.md). */
+static void ws_flush_round(struct server *srv, uint64_t now)
 {
-	struct server *srv = t->data;
+	uint64_t min = (uint64_t)srv->cfg->coalesce_us * 1000, frames;
+	unsigned nsess;
 
-	srv->last_flush = uv_hrtime();
-	ws_flush_dirty(srv);
+	srv->last_flush = now;
+	frames = ws_flush_dirty(srv, &nsess);
+	if (!nsess)
+		return;
+	if (frames >= 3 * (uint64_t)nsess && srv->coalesce_ns < 4 * min)
+		srv->coalesce_ns = srv->coalesce_ns * 2 < 4 * min ? srv->coalesce_ns * 2 : 4 * min;
+	else if (frames <= nsess && srv->coalesce_ns > min)
+		srv->coalesce_ns = srv->coalesce_ns / 2 > min ? srv->coalesce_ns / 2 : min;
 }
 
-/* After the loop turn's input: write the dirty list now, unless it was written less than
- * --coalesce ago. Then it waits for the timer (libuv's are whole milliseconds), and
- * whatever else arrives meanwhile goes in the same write. Each write to a subscriber
- * costs the kernel's loopback or network path once whatever it carries: under load this
- * halves chatd's CPU per delivery to 100 subscribers from 4 publishers (bench/), while a
- * message after a quiet spell (nothing written for --coalesce) still goes at once. */
+static void ws_flush_timer_fired(uv_poll_t *h, int status, int events)
+{
+	struct server *srv = h->data;
+	uint64_t n;
+
+	if (read(srv->flush_tfd, &n, sizeof n) < 0 && errno != EAGAIN)
+		log_warn("ws", "coalescing timer: %s", strerror(errno));
+	ws_flush_round(srv, uv_hrtime());
+}
+
+/* The coalescing timer is a timerfd, not a uv_timer: libuv's timers count whole
+ * milliseconds, which would stretch a 500 us window to 1 or 2 ms. */
+static void ws_flush_timer_start(struct server *srv, uint64_t ns)
+{
+	struct itimerspec it = { .it_value = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) } };
+
+	if (!ns)
+		it.it_value.tv_nsec = 1; /* zero would disarm it */
+	if (timerfd_settime(srv->flush_tfd, 0, &it, NULL) < 0) {
+		ws_flush_round(srv, uv_hrtime()); /* cannot happen with a valid value; don't hold */
+		return;
+	}
+	srv->flush_armed = 1;
+	uv_poll_start(&srv->flush_timer, UV_READABLE, ws_flush_timer_fired);
+}
+
+static void ws_flush_timer_stop(struct server *srv)
+{
+	static const struct itimerspec off;
+
+	if (!srv->flush_armed)
+		return;
+	srv->flush_armed = 0;
+	timerfd_settime(srv->flush_tfd, 0, &off, NULL);
+	uv_poll_stop(&srv->flush_timer);
+}
+
+/* After the loop turn's input: write the dirty list now, unless the last round was less
+ * than the window (--coalesce, longer under load: ws_flush_round) ago. Then it waits for
+ * the timer, and whatever else arrives meanwhile goes in the same write. Each write to a
+ * subscriber costs the kernel's loopback or network path once whatever it carries, so
+ * under load this cuts chatd's CPU per delivery severalfold (bench/coalesce.md), while a
+ * message after a quiet spell (nothing written for a window) still goes at once. */
 static void ws_flush_check(uv_check_t *h)
 {
 	struct server *srv = h->data;
-	uint64_t now = uv_hrtime(), win = (uint64_t)srv->cfg->coalesce_us * 1000;
+	uint64_t now = uv_hrtime(), win = srv->coalesce_ns;
 
 	if (win && now - srv->last_flush < win) {
 		uv_check_stop(h);
-		if (!uv_is_active((uv_handle_t *)&srv->flush_timer))
-			uv_timer_start(&srv->flush_timer, ws_flush_timer,
-				       (srv->last_flush + win - now + 999999) / 1000000, 0);
+		if (!srv->flush_armed)
+			ws_flush_timer_start(srv, srv->last_flush + win - now);
 		return;
 	}
-	srv->last_flush = now;
-	ws_flush_dirty(srv);
+	ws_flush_round(srv, now);
 }
 
 void ws_close_all(struct server *srv)
