@@ -5,7 +5,8 @@
  * command, and waiting for the socket to poll writable costs a loop turn and two
  * epoll_ctl calls per batch. Instead a uv_prepare writes everything queued in this turn
  * (all the publishes the turn's requests made, in one write) just before the loop sleeps;
- * only a write the kernel does not take whole waits for POLLOUT. */
+ * only a write the kernel does not take whole waits for POLLOUT. A caller with a full
+ * batch may start the write earlier (redis_uv_write_early). */
 #include "redis_uv.h"
 
 #include <hiredis/async.h>
@@ -78,6 +79,18 @@ void redis_uv_flush(redisAsyncContext *ac)
 	/* only once connected, and only when not already waiting for POLLOUT */
 	if (p && p->ac == ac && (ac->c.flags & REDIS_CONNECTED) && !(p->events & UV_WRITABLE))
 		redis_uv_write_now(p);
+}
+
+void redis_uv_write_early(redisAsyncContext *ac)
+{
+	struct redis_uv *p = ac->ev.data;
+	int done;
+
+	/* redisBufferWrite, not redisAsyncHandleWrite: an error marks the context and is
+	 * found (and the connection torn down) by the next flush, at the top of the loop */
+	if (p && p->ac == ac && p->want_write && (ac->c.flags & REDIS_CONNECTED) &&
+	    !(p->events & UV_WRITABLE) && !ac->c.err)
+		redisBufferWrite(&ac->c, &done);
 }
 
 static void redis_uv_add_write(void *d)

@@ -17,4 +17,9 @@ int redis_uv_attach(struct redisAsyncContext *ac, struct uv_loop_s *loop);
  * that queues commands in that same phase. */
 void redis_uv_flush(struct redisAsyncContext *ac);
 
+/* Start writing what is queued on ac now, in the middle of a loop turn, so Redis can
+ * work while the turn goes on; the rest, and any write error, are left to the usual
+ * write before the loop sleeps, so no reply callback runs inside the caller. */
+void redis_uv_write_early(struct redisAsyncContext *ac);
+
 #endif

@@ -190,19 +190,20 @@ for l in sys.stdin:
 	burst_is_published_in_order_with_keys
 }
 
-@test "Redis: a burst read in one turn goes to Redis in a few script calls, in order, keys kept" {
+@test "Redis: a burst goes to Redis in script calls of up to 8 publishes, in order, keys kept" {
 	start_redis
 	start_chatd --redis "$REDIS_URL"
 	wait_healthy "$CHATD_URL"
 	redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
 	burst_is_published_in_order_with_keys
-	# one publish script call per run of publishes to one channel: a, b, a (35
-	# publishes; history reads go as EVAL)
+	# a run of publishes to one channel in one loop turn is one script call per 8: a x32,
+	# b, a x2 are 4 + 1 + 1 calls, and a few more if lws reads the burst in two or three
+	# turns (its receive buffer is 512 bytes); 35 unbatched (history reads go as EVAL)
 	local calls
 	calls=$(redis-cli -p "$REDIS_PORT" info commandstats |
 		awk -F'[=,:]' '/^cmdstat_evalsha:/ { print $3 }')
 	echo "publish script calls: $calls"
-	[ "$calls" -ge 3 ] && [ "$calls" -le 6 ]
+	[ "$calls" -ge 6 ] && [ "$calls" -le 9 ]
 }
 
 @test "Redis: a repeat after the channel's counters expired is answered and changes nothing" {
