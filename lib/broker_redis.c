@@ -889,9 +889,9 @@ static void rb_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 		rb->unwaited[rb->nunwaited++] = req;
 	/* A full batch is written at once, so Redis runs it while the loop reads the turn's
 	 * other requests; the turn's last goes out before the loop sleeps (rb_flush). Held to
-	 * the end of the turn, chatd and Redis took turns: 16 keep-alive publishers, 29,000
-	 * publishes/s with batches of up to 64, 37,000 with 8 written at once
-	 * (bench/publish.md). Past 8 a script call's fixed cost is mostly shared out. */
+	 * the end of the turn, chatd and Redis took turns: with 16 keep-alive publishers this
+	 * publishes about 12% more a second than batches of up to 64 did (bench/publish.md).
+	 * Past 8 a script call's fixed cost is mostly shared out. */
 	if (rb->nbatch == BATCH_MAX) {
 		rb_send_batch(rb);
 		redis_uv_write_early(rb->cmd.ac);
