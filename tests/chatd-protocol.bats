@@ -189,6 +189,26 @@ import json, sys
 print(" ".join(str(json.loads(l)["msg"]) for l in open(sys.argv[1]) if l.startswith("{")))' "$BG_OUT")" = "$(seq -s ' ' 50)" ]
 }
 
+@test "Redis: a keep-alive publish costs chatd at most 5 epoll_ctl calls (libuv's no-op poll restarts are skipped)" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	start_redis
+	start_chatd -r "$REDIS_URL"
+	wait_healthy "$CHATD_URL"
+	local urls=() i st calls
+	for i in $(seq 50); do urls+=("$CHATD_URL/"); done
+	strace -f -c -e trace=epoll_ctl -o "$BATS_TEST_TMPDIR/counts" -p "$CHATD_PID" 2>"$BATS_TEST_TMPDIR/strace.err" &
+	st=$!
+	wait_until 5 grep -q attached "$BATS_TEST_TMPDIR/strace.err"
+	# one connection, 50 requests
+	curl -s -H 'Content-Type: application/json' --data '{"chan":"e","msg":1}' "${urls[@]}" >/dev/null
+	kill -INT "$st"
+	wait "$st" || true
+	calls=$(awk '$NF == "epoll_ctl" { print $4 }' "$BATS_TEST_TMPDIR/counts")
+	echo "epoll_ctl calls for 50 publishes: $calls"
+	# 7 a request (350) when every restart is a DEL and an ADD (cmd/chatd/uvpoll.c)
+	[ "$calls" -le 250 ]
+}
+
 # The window is a gauge in /metrics, in seconds.
 coalesce_window() {
 	curl -s "$CHATD_URL/metrics" | awk '$1 == "chatd_coalesce_window_seconds" { print $2 }'
