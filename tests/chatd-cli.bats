@@ -27,6 +27,26 @@ non_loopback_iface() {
 	done
 }
 
+# listening PORT: every address a socket is listening on at PORT, one a line, as the
+# kernel has it (/proc/net/tcp and tcp6), not as chatd says.
+listening() {
+	python3 - "$1" <<'EOF'
+import socket, struct, sys
+port = int(sys.argv[1])
+for fam, path in ((socket.AF_INET, "/proc/net/tcp"), (socket.AF_INET6, "/proc/net/tcp6")):
+    try:
+        rows = open(path).read().splitlines()[1:]
+    except OSError:
+        continue
+    for row in rows:
+        f = row.split()
+        addr, p = f[1].split(":")
+        if f[3] == "0A" and int(p, 16) == port:  # 0A: LISTEN
+            raw = b"".join(struct.pack("=I", int(addr[i:i + 8], 16)) for i in range(0, len(addr), 8))
+            print(socket.inet_ntop(fam, raw))
+EOF
+}
+
 # listen_on ADDR LOGGED: chatd -l ADDR on a free port (PORT in ADDR and LOGGED stands for
 # it); its start-up line must say "listening on LOGGED"
 listen_on() {
@@ -40,10 +60,24 @@ listen_on() {
 	listen_on PORT "http://127.0.0.1:PORT broker=memory"
 	run post '{"chan":"p","msg":1}'
 	[[ "$output" == '200 {"ok":true,"chan":"p",'* ]]
+	# and only there: lws 4.1.6, given an IPv4 address, bound an IPv6 socket to "::"
+	run listening "$CHATD_PORT"
+	[ "$output" = 127.0.0.1 ]
 }
 
-@test "localhost:PORT is logged as the address it binds" {
+@test "localhost:PORT is logged as the address it binds, and binds only that" {
 	listen_on localhost:PORT "http://127.0.0.1:PORT broker=memory"
+	run listening "$CHATD_PORT"
+	[ "$output" = 127.0.0.1 ]
+}
+
+@test "[::1]:PORT listens on ::1 alone" {
+	[ -e /proc/net/if_inet6 ] || skip "no IPv6 on this machine"
+	CHATD_PORT=$(free_port)
+	CHATD_URL="http://[::1]:$CHATD_PORT"
+	chatd_at "[::1]:$CHATD_PORT"
+	run listening "$CHATD_PORT"
+	[ "$output" = ::1 ]
 }
 
 @test "the loopback interface lo needs no authentication and serves on 127.0.0.1" {
@@ -53,6 +87,8 @@ listen_on() {
 	[[ "$output" == '200 {"ok":true,"chan":"lo",'* ]]
 	run curl -s "$CHATD_URL/healthz"
 	[[ "$output" == '{"ok":true,'* ]]
+	run listening "$CHATD_PORT"
+	[[ "$output" == 127.0.0.1 || "$output" == ::ffff:127.0.0.1 ]]
 }
 
 @test "a non-loopback interface is refused without authentication" {

@@ -124,6 +124,16 @@ static int listen_is_local(const struct chatd_config *cfg)
 	return iface_is_loopback(cfg->host);
 }
 
+/* An IPv4 address to listen on. lws 4.1.6 binds an IPv6 socket to "::" (every interface,
+ * both families) when given one, with the address in sin6_flowinfo: it must get an IPv4
+ * socket for it. */
+static int listen_is_ipv4(const struct chatd_config *cfg)
+{
+	struct in_addr a4;
+
+	return cfg->host[0] && inet_pton(AF_INET, cfg->host, &a4) == 1;
+}
+
 /* The address chatd really listens on, for the start-up line: "127.0.0.1:3000" for a
  * bare port, "[::1]:3000", "*:3000" for every interface, "127.0.0.1:3000 (lo)" for an
  * interface, resolved the way lws resolves it. */
@@ -605,6 +615,8 @@ int main(int argc, char **argv)
 	info.iface = cfg.unix_path ? cfg.unix_path : cfg.host[0] ? cfg.host : NULL;
 	if (cfg.unix_path)
 		info.options |= LWS_SERVER_OPTION_UNIX_SOCK;
+	else if (listen_is_ipv4(&cfg))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.protocols = protocols;
 	info.pvo = &pvo;
 	info.user = &srv;
