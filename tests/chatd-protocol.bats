@@ -232,7 +232,7 @@ coalesce_window() {
 	curl -s "$CHATD_URL/metrics" | awk '$1 == "chatd_coalesce_window_seconds" { print $2 }'
 }
 
-@test "--coalesce: a round that gathers several messages doubles the window (up to 4x); one message a round halves it" {
+@test "--coalesce: messages faster than 3 per interval double the window (up to 4x); one after a quiet spell halves it" {
 	start_chatd --coalesce 100000
 	[ "$(coalesce_window)" = 0.1 ]
 	local ready=$BATS_TEST_TMPDIR/ready
@@ -248,6 +248,29 @@ coalesce_window() {
 	chat-post -u "$CHATD_URL" -c cw 21
 	finished "$BG_PID"
 	[ "$(coalesce_window)" = "$($PY -c "print('%g' % ($before / 2))")" ]
+}
+
+@test "--coalesce: a rate slower than 3 per interval shrinks the window from 4x, though rounds there gather 2 or 3" {
+	start_chatd --coalesce 100000
+	local ready=$BATS_TEST_TMPDIR/ready stop=$BATS_TEST_TMPDIR/stop feeder i
+	bg ws "ws://127.0.0.1:$CHATD_PORT/ws/cs" --count 100000 --timeout 30 --ready "$ready"
+	wait_until 5 test -e "$ready"
+	# about 100 a second until the window is at its cap, 0.4 s
+	(i=0; while [ ! -e "$stop" ] && [ $i -lt 1000 ]; do i=$((i + 1)); echo "$i"; sleep 0.01; done) |
+		chat-post -u "$CHATD_URL" -c cs >/dev/null 3>&- &
+	feeder=$!
+	STARTED_PIDS+=("$feeder")
+	wait_until 8 sh -c "curl -s $CHATD_URL/metrics | grep -qx 'chatd_coalesce_window_seconds 0.4'"
+	touch "$stop"
+	wait "$feeder"
+	# then about 6 a second: under 3 per 0.1 s interval, though a 0.4 s window gathers 2 or
+	# 3 a round (when rounds were counted, that held it at 0.4)
+	for i in $(seq 12); do
+		chat-post -u "$CHATD_URL" -c cs "slow $i"
+		sleep 0.15
+	done
+	[ "$(coalesce_window)" = 0.1 ]
+	grep -q '"msg":"slow 12"' "$BG_OUT"
 }
 
 @test "--coalesce: every message once and in order, writing at once or gathering 100 ms" {

@@ -13,6 +13,7 @@
 
 #include "chan.h"
 #include "cli.h"
+#include "coalesce.h"
 #include "envelope.h"
 #include "hub.h"
 #include "log.h"
@@ -885,25 +886,16 @@ static uint64_t ws_flush_dirty(struct server *srv, unsigned *nsess)
 	return frames;
 }
 
-/* One write round, and the window before the next. A round that gave its subscribers 3
- * or more frames each (on average) says messages come faster than the window: it
- * doubles, up to 4 x --coalesce, so rounds carry more and cost less each. A round of
- * one frame each halves it again, down to --coalesce. At a steady rate the window thus
- * settles where rounds carry a few messages, and a rate slow enough for one message a
- * round keeps the shortest window (bench/coalesce.md). */
+/* One write round, and the window before the next (coalesce.h). */
 static void ws_flush_round(struct server *srv, uint64_t now)
 {
-	uint64_t min = (uint64_t)srv->cfg->coalesce_us * 1000, frames;
+	uint64_t since = now - srv->last_flush, frames;
 	unsigned nsess;
 
 	srv->last_flush = now;
 	frames = ws_flush_dirty(srv, &nsess);
-	if (!nsess)
-		return;
-	if (frames >= 3 * (uint64_t)nsess && srv->coalesce_ns < 4 * min)
-		srv->coalesce_ns = srv->coalesce_ns * 2 < 4 * min ? srv->coalesce_ns * 2 : 4 * min;
-	else if (frames <= nsess && srv->coalesce_ns > min)
-		srv->coalesce_ns = srv->coalesce_ns / 2 > min ? srv->coalesce_ns / 2 : min;
+	srv->coalesce_ns = coalesce_next(srv->coalesce_ns, (uint64_t)srv->cfg->coalesce_us * 1000,
+					 frames, nsess, since);
 }
 
 static void ws_flush_timer_fired(uv_poll_t *h, int status, int events)
