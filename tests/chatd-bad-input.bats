@@ -249,6 +249,32 @@ pipe() {
 	[[ "$output" == *'"msg":1}]}' ]]
 }
 
+@test "a Content-Length that is not one plain number is 400, and its body is never read as a request" {
+	local cl
+	# with "abc" lws took 0, and the body, a GET, was answered as a second request
+	for cl in abc -5 +23 23abc '23, 5'; do
+		printf 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %s\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' \
+			"$cl" >"$BATS_TEST_TMPDIR/req"
+		run raw "$BATS_TEST_TMPDIR/req"
+		echo "Content-Length: $cl -> $output"
+		[ "$output" = "1 HTTP/1.1 400 Bad Request True" ]
+	done
+	# two headers, even equal ones
+	printf 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\nContent-Length: 20\r\n\r\n{"chan":"a","msg":1}' \
+		>"$BATS_TEST_TMPDIR/req"
+	run raw "$BATS_TEST_TMPDIR/req"
+	[ "$output" = "1 HTTP/1.1 400 Bad Request True" ]
+	run curl -s -H 'Content-Length: abc' --data-binary '{"chan":"a","msg":1}' "$CHATD_URL/"
+	[ "$output" = '{"ok":false,"error":"Content-Length must be one decimal number of bytes"}' ]
+	# a number too big to hold is too big, not malformed
+	printf 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n' >"$BATS_TEST_TMPDIR/req"
+	run raw "$BATS_TEST_TMPDIR/req"
+	[ "$output" = "1 HTTP/1.1 413 Request Entity Too Large True" ]
+	run curl -s "$CHATD_URL/history/a"
+	[[ "$output" == *'"last":0,'* ]]
+	still_serving
+}
+
 @test "Transfer-Encoding next to Content-Length: 411, connection closed" {
 	run curl -s -i -X POST -H 'Content-Length: 5' -H 'Transfer-Encoding: chunked' \
 		--data-binary $'0\r\n\r\n' "$CHATD_URL/pub/a"

@@ -8,6 +8,7 @@
  * per-request struct. A publish in flight is a separate object (http_pub) whose wsi is
  * cleared when the request goes away, so a late broker answer is harmless. */
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,6 +407,23 @@ static void http_method_not_allowed(struct lws *wsi, struct http_req *r, const c
 	http_error(wsi, r, 405, msg);
 }
 
+/* The Content-Length header's value: digits only (RFC 9110: no sign, no space inside), at
+ * in one header (lws_hdr_copy joins repeated ones with a comma); more than 18 digits
+ * read as ULLONG_MAX. 0, or -1 when it is anything else, which lws would have read with
+ * atoll(). */
+static int parse_content_length(const char *cl, unsigned long long *n)
+{
+	size_t i;
+
+	for (i = 0; cl[i]; i++)
+		if (cl[i] < '0' || cl[i] > '9')
+			return -1;
+	if (!i)
+		return -1;
+	*n = i > 18 ? ULLONG_MAX : strtoull(cl, NULL, 10);
+	return 0;
+}
+
 /* Checks before a POST body is read. Returns 0 to read the body, or -1 when an error
  * answer was prepared instead. */
 static int http_expect_body(struct lws *wsi, struct http_req *r)
@@ -419,9 +437,14 @@ static int http_expect_body(struct lws *wsi, struct http_req *r)
 		r->close_after = 1;
 		return -1;
 	}
-	n = strtoull(cl, NULL, 10);
+	if (parse_content_length(cl, &n)) {
+		/* lws took what atoll() made of it: the body would be read as the next request */
+		http_error(wsi, r, 400, "Content-Length must be one decimal number of bytes");
+		r->close_after = 1;
+		return -1;
+	}
 	if (n > max) {
-		snprintf(msg, sizeof msg, "body is %llu bytes; the limit is %zu (chatd --max-message)", n, max);
+		snprintf(msg, sizeof msg, "body is %s bytes; the limit is %zu (chatd --max-message)", cl, max);
 		http_error(wsi, r, 413, msg);
 		r->close_after = 1;
 		return -1;
