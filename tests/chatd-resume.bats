@@ -61,6 +61,9 @@ epoch_of_post() {
 	[ "$output" = "CLOSE 1008 since must be CHAN:SEQ[:EPOCH] for a subscribed channel" ]
 	run ws "ws://127.0.0.1:$CHATD_PORT/ws?chan=a&since=a:x"
 	[ "$output" = "CLOSE 1008 since must be CHAN:SEQ[:EPOCH] with a number and an epoch of 0-9 a-z" ]
+	# a number past 2^64-1 was taken as 2^64-1
+	run ws "ws://127.0.0.1:$CHATD_PORT/ws?chan=a&since=a:18446744073709551616"
+	[ "$output" = "CLOSE 1008 since must be CHAN:SEQ[:EPOCH] with a number and an epoch of 0-9 a-z" ]
 	run ws "ws://127.0.0.1:$CHATD_PORT/ws?chan=a&last=0"
 	[ "$output" = "CLOSE 1008 last must be a count from 1 to 1000" ]
 }

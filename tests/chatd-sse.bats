@@ -95,8 +95,16 @@ b:3:$e \"live\"" ]
 	[[ "$output" == '{"ok":false,"error":"invalid channel name \"a b\": '*'"} 400' ]]
 	run curl -s -w ' %{http_code}' "$CHATD_URL/events?chan=a&since=zz"
 	[ "$output" = '{"ok":false,"error":"since must be CHAN:SEQ[:EPOCH] for a subscribed channel"} 400' ]
-	run curl -s -w ' %{http_code}' -H 'Last-Event-ID: a:x:y' "$CHATD_URL/events?chan=a"
-	[ "$output" = '{"ok":false,"error":"Last-Event-ID must be CHAN:SEQ:EPOCH[,CHAN:SEQ:EPOCH...] as chatd sent it"} 400' ]
+	local id
+	# malformed, whichever channel it names (a well-formed id of another channel is
+	# skipped); these were ignored, and the stream began live as if there were no id
+	for id in 'a:x:y' garbage a : 'bad name:1:e' 'a:1:e,garbage' 'other:1:E' 'a:99999999999999999999999:e'; do
+		run curl -s -m 3 -w ' %{http_code}' -H "Last-Event-ID: $id" "$CHATD_URL/events?chan=a"
+		echo "$id -> $output"
+		[ "$output" = '{"ok":false,"error":"Last-Event-ID must be CHAN:SEQ:EPOCH[,CHAN:SEQ:EPOCH...] as chatd sent it"} 400' ]
+	done
+	run curl -s -w ' %{http_code}' "$CHATD_URL/events?chan=a&since=a:99999999999999999999999"
+	[ "$output" = '{"ok":false,"error":"since must be CHAN:SEQ[:EPOCH] with a number and an epoch of 0-9 a-z"} 400' ]
 	run curl -s -w ' %{http_code}' "$CHATD_URL/events/too/deep"
 	[[ "$output" == *'"error":"invalid channel name in path: '*' 400' ]]
 	run curl -s -w ' %{http_code}' -d x "$CHATD_URL/events"

@@ -415,8 +415,27 @@ void ws_sub_ready(struct hub_sub *hs)
 		    sub->last_n ? 1 : WS_REPLAY_PAGE);
 }
 
+/* Whether pos is CHAN:SEQ:EPOCH as chatd writes event ids, whatever the channel. */
+static int ws_position_well_formed(const char *pos)
+{
+	const char *e = strrchr(pos, ':'), *seq;
+	size_t elen;
+
+	if (!e || e == pos)
+		return 0;
+	for (seq = e; seq > pos && seq[-1] != ':'; seq--)
+		;
+	if (seq == pos || seq == e || seq - 1 == pos || chan_check(pos, (size_t)(seq - 1 - pos)))
+		return 0;
+	if (strspn(seq, "0123456789") != (size_t)(e - seq))
+		return 0;
+	elen = strlen(e + 1);
+	return elen && elen <= ENV_EPOCH_MAX && strspn(e + 1, "0123456789abcdefghijklmnopqrstuvwxyz") == elen;
+}
+
 /* One position, CHAN:SEQ[:EPOCH], for one of the n subscribed channels. A channel that
- * is not subscribed is an error, or skipped (returns 0) when lenient. */
+ * is not subscribed is an error, or, when lenient, skipped (returns 0) if the position
+ * is well formed. */
 static int ws_parse_position(struct ws_sess *s, char names[][CHAN_MAX + 1], int n, char *pos,
 			     int lenient, char *err, size_t errlen)
 {
@@ -432,7 +451,7 @@ static int ws_parse_position(struct ws_sess *s, char names[][CHAN_MAX + 1], int 
 		}
 	}
 	if (k < 0 && lenient)
-		return 0;
+		return ws_position_well_formed(pos) ? 0 : -1;
 	if (k < 0) {
 		snprintf(err, errlen, "since must be CHAN:SEQ[:EPOCH] for a subscribed channel");
 		return -1;
@@ -440,8 +459,9 @@ static int ws_parse_position(struct ws_sess *s, char names[][CHAN_MAX + 1], int 
 	epoch = strchr(seq + 1, ':');
 	if (epoch)
 		*epoch++ = '\0';
+	errno = 0;
 	s->subs[k].seq = strtoull(seq + 1, &end, 10);
-	if (seq[1] < '0' || seq[1] > '9' || *end || (epoch && (strlen(epoch) > ENV_EPOCH_MAX ||
+	if (seq[1] < '0' || seq[1] > '9' || *end || errno == ERANGE || (epoch && (strlen(epoch) > ENV_EPOCH_MAX ||
 						  strspn(epoch, "0123456789abcdefghijklmnopqrstuvwxyz") != strlen(epoch)))) {
 		snprintf(err, errlen, "since must be CHAN:SEQ[:EPOCH] with a number and an epoch of 0-9 a-z");
 		return -1;
