@@ -275,6 +275,39 @@ pipe() {
 	still_serving
 }
 
+@test "a body still trickling in 10 s after its headers is answered 408 and not published" {
+	# lws' timeout restarts with each byte: one byte every 0.5 s was read for as long as it came
+	run $PY - "$CHATD_PORT" <<'EOF'
+import socket, sys, time
+body = b'{"chan":"slow","msg":"' + b"x" * 40 + b'"}'
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+s.settimeout(0.01)
+got, t0 = b"", time.time()
+for i in range(len(body)):
+    try:
+        s.sendall(body[i:i + 1])
+    except OSError:
+        break
+    time.sleep(0.5)
+    try:
+        d = s.recv(4096)
+    except socket.timeout:
+        continue
+    except OSError:
+        break
+    if not d:
+        break
+    got += d
+print(got.split(b"\r\n")[0].decode(), "after %d s" % (time.time() - t0), got.split(b"\r\n\r\n")[-1].decode())
+EOF
+	echo "$output"
+	[[ "$output" == "HTTP/1.1 408 Request Timeout after 1"[01]" s "'{"ok":false,"error":"the body did not arrive within 10 s of the headers"}' ]]
+	run curl -s "$CHATD_URL/history/slow"
+	[[ "$output" == *'"last":0,'* ]]
+	still_serving
+}
+
 @test "Transfer-Encoding next to Content-Length: 411, connection closed" {
 	run curl -s -i -X POST -H 'Content-Length: 5' -H 'Transfer-Encoding: chunked' \
 		--data-binary $'0\r\n\r\n' "$CHATD_URL/pub/a"

@@ -44,6 +44,7 @@ struct http_req {
 	int head;      /* HEAD: headers only */
 	char *body;
 	size_t body_len, body_cap;
+	uint64_t body_by; /* uv_now() by which the body must be in (HTTP_BODY_MS) */
 	struct http_wait *wait; /* a broker call in flight */
 	/* the answer */
 	int status;
@@ -424,6 +425,8 @@ static int parse_content_length(const char *cl, unsigned long long *n)
 	return 0;
 }
 
+#define HTTP_BODY_MS 10000 /* a body must be in within this of its headers */
+
 /* Checks before a POST body is read. Returns 0 to read the body, or -1 when an error
  * answer was prepared instead. */
 static int http_expect_body(struct lws *wsi, struct http_req *r)
@@ -450,6 +453,7 @@ static int http_expect_body(struct lws *wsi, struct http_req *r)
 		return -1;
 	}
 	r->body_cap = (size_t)n;
+	r->body_by = uv_now(server_of(wsi)->loop) + HTTP_BODY_MS;
 	r->body = malloc(r->body_cap + 1);
 	if (!r->body) {
 		http_error(wsi, r, 500, "out of memory");
@@ -553,10 +557,17 @@ static int http_on_request(struct lws *wsi, struct http_req *r, const char *path
 	return 0;
 }
 
-static int http_on_body(struct http_req *r, const char *in, size_t len)
+static int http_on_body(struct lws *wsi, struct http_req *r, const char *in, size_t len)
 {
 	if (r->kind == BODY_NONE || r->status)
 		return 0; /* already answered (error): discard */
+	if (uv_now(server_of(wsi)->loop) > r->body_by) {
+		/* lws' own timeout restarts with every byte: a body sent slowly, but never
+		 * stopping, would hold the connection (and its buffer) for ever */
+		http_error(wsi, r, 408, "the body did not arrive within 10 s of the headers");
+		r->close_after = 1;
+		return 0;
+	}
 	if (len > r->body_cap - r->body_len)
 		len = r->body_cap - r->body_len; /* more than Content-Length said: ignore the excess */
 	memcpy(r->body + r->body_len, in, len);
@@ -649,7 +660,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_HTTP:
 		return http_on_request(wsi, r, in);
 	case LWS_CALLBACK_HTTP_BODY:
-		return http_on_body(r, in, len);
+		return http_on_body(wsi, r, in, len);
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		/* lws 4.1.6 hands a pipelined request's bytes over as a body of the one before,
 		 * then reports completion again and again: refuse pipelining by closing, but
