@@ -98,7 +98,7 @@ b:3:$e \"live\"" ]
 	local id
 	# malformed, whichever channel it names (a well-formed id of another channel is
 	# skipped); these were ignored, and the stream began live as if there were no id
-	for id in 'a:x:y' garbage a : 'bad name:1:e' 'a:1:e,garbage' 'other:1:E' 'a:99999999999999999999999:e'; do
+	for id in 'a:x:y' garbage a : 'bad name:1:e' 'a:1:e,garbage' 'other:1:E' 'a:99999999999999999999999:e' 'other:99999999999999999999999:e'; do
 		run curl -s -m 3 -w ' %{http_code}' -H "Last-Event-ID: $id" "$CHATD_URL/events?chan=a"
 		echo "$id -> $output"
 		[ "$output" = '{"ok":false,"error":"Last-Event-ID must be CHAN:SEQ:EPOCH[,CHAN:SEQ:EPOCH...] as chatd sent it"} 400' ]

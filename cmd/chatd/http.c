@@ -408,7 +408,7 @@ static void http_method_not_allowed(struct lws *wsi, struct http_req *r, const c
 	http_error(wsi, r, 405, msg);
 }
 
-/* The Content-Length header's value: digits only (RFC 9110: no sign, no space inside), at
+/* The Content-Length header's value: digits only (RFC 9110: no sign, no space inside),
  * in one header (lws_hdr_copy joins repeated ones with a comma); more than 18 digits
  * read as ULLONG_MAX. 0, or -1 when it is anything else, which lws would have read with
  * atoll(). */

@@ -415,22 +415,36 @@ void ws_sub_ready(struct hub_sub *hs)
 		    sub->last_n ? 1 : WS_REPLAY_PAGE);
 }
 
+/* Whether e is an epoch as chatd makes them: at most ENV_EPOCH_MAX of 0-9 a-z. */
+static int ws_epoch_ok(const char *e)
+{
+	size_t len = strlen(e);
+
+	return len <= ENV_EPOCH_MAX && strspn(e, "0123456789abcdefghijklmnopqrstuvwxyz") == len;
+}
+
+/* Whether s (up to end) is a seq: digits, below 2^64. */
+static int ws_seq_ok(const char *s, const char *end)
+{
+	char *stop;
+
+	if (s == end || *s < '0' || *s > '9')
+		return 0;
+	errno = 0;
+	(void)strtoull(s, &stop, 10);
+	return stop == end && errno != ERANGE;
+}
+
 /* Whether pos is CHAN:SEQ:EPOCH as chatd writes event ids, whatever the channel. */
 static int ws_position_well_formed(const char *pos)
 {
 	const char *e = strrchr(pos, ':'), *seq;
-	size_t elen;
 
-	if (!e || e == pos)
+	if (!e || e == pos || !e[1] || !ws_epoch_ok(e + 1))
 		return 0;
 	for (seq = e; seq > pos && seq[-1] != ':'; seq--)
 		;
-	if (seq == pos || seq == e || seq - 1 == pos || chan_check(pos, (size_t)(seq - 1 - pos)))
-		return 0;
-	if (strspn(seq, "0123456789") != (size_t)(e - seq))
-		return 0;
-	elen = strlen(e + 1);
-	return elen && elen <= ENV_EPOCH_MAX && strspn(e + 1, "0123456789abcdefghijklmnopqrstuvwxyz") == elen;
+	return seq - 1 > pos && !chan_check(pos, (size_t)(seq - 1 - pos)) && ws_seq_ok(seq, e);
 }
 
 /* One position, CHAN:SEQ[:EPOCH], for one of the n subscribed channels. A channel that
@@ -439,7 +453,7 @@ static int ws_position_well_formed(const char *pos)
 static int ws_parse_position(struct ws_sess *s, char names[][CHAN_MAX + 1], int n, char *pos,
 			     int lenient, char *err, size_t errlen)
 {
-	char *seq = NULL, *epoch, *end;
+	char *seq = NULL, *epoch;
 	int k = -1;
 
 	/* The longest subscribed name followed by ':' (a name may itself hold colons). */
@@ -459,13 +473,11 @@ static int ws_parse_position(struct ws_sess *s, char names[][CHAN_MAX + 1], int 
 	epoch = strchr(seq + 1, ':');
 	if (epoch)
 		*epoch++ = '\0';
-	errno = 0;
-	s->subs[k].seq = strtoull(seq + 1, &end, 10);
-	if (seq[1] < '0' || seq[1] > '9' || *end || errno == ERANGE || (epoch && (strlen(epoch) > ENV_EPOCH_MAX ||
-						  strspn(epoch, "0123456789abcdefghijklmnopqrstuvwxyz") != strlen(epoch)))) {
+	if (!ws_seq_ok(seq + 1, seq + 1 + strlen(seq + 1)) || (epoch && !ws_epoch_ok(epoch))) {
 		snprintf(err, errlen, "since must be CHAN:SEQ[:EPOCH] with a number and an epoch of 0-9 a-z");
 		return -1;
 	}
+	s->subs[k].seq = strtoull(seq + 1, NULL, 10);
 	snprintf(s->subs[k].epoch, sizeof s->subs[k].epoch, "%s", epoch ? epoch : "");
 	s->subs[k].mode = WS_WAITING;
 	s->subs[k].check_gap = 1;
