@@ -44,7 +44,7 @@ struct http_req {
 	int head;      /* HEAD: headers only */
 	char *body;
 	size_t body_len, body_cap;
-	uint64_t body_by; /* uv_now() by which the body must be in (HTTP_BODY_MS) */
+	uint64_t body_by; /* uv_now() by which the body must be in (HTTP_TIMEOUT_S) */
 	struct http_wait *wait; /* a broker call in flight */
 	/* the answer */
 	int status;
@@ -425,8 +425,6 @@ static int parse_content_length(const char *cl, unsigned long long *n)
 	return 0;
 }
 
-#define HTTP_BODY_MS 10000 /* a body must be in within this of its headers */
-
 /* Checks before a POST body is read. Returns 0 to read the body, or -1 when an error
  * answer was prepared instead. */
 static int http_expect_body(struct lws *wsi, struct http_req *r)
@@ -453,7 +451,7 @@ static int http_expect_body(struct lws *wsi, struct http_req *r)
 		return -1;
 	}
 	r->body_cap = (size_t)n;
-	r->body_by = uv_now(server_of(wsi)->loop) + HTTP_BODY_MS;
+	r->body_by = uv_now(server_of(wsi)->loop) + HTTP_TIMEOUT_S * 1000;
 	r->body = malloc(r->body_cap + 1);
 	if (!r->body) {
 		http_error(wsi, r, 500, "out of memory");
@@ -564,7 +562,10 @@ static int http_on_body(struct lws *wsi, struct http_req *r, const char *in, siz
 	if (uv_now(server_of(wsi)->loop) > r->body_by) {
 		/* lws' own timeout restarts with every byte: a body sent slowly, but never
 		 * stopping, would hold the connection (and its buffer) for ever */
-		http_error(wsi, r, 408, "the body did not arrive within 10 s of the headers");
+		char msg[80];
+
+		snprintf(msg, sizeof msg, "the body did not arrive within %d s of the headers", HTTP_TIMEOUT_S);
+		http_error(wsi, r, 408, msg);
 		r->close_after = 1;
 		return 0;
 	}

@@ -620,8 +620,8 @@ int main(int argc, char **argv)
 	info.protocols = protocols;
 	info.pvo = &pvo;
 	info.user = &srv;
-	info.timeout_secs = 10;         /* a request's headers and body must come within this */
-	info.timeout_secs_ah_idle = 10; /* slowloris: no holding a header buffer */
+	info.timeout_secs = HTTP_TIMEOUT_S;         /* headers, and each silence in a body */
+	info.timeout_secs_ah_idle = HTTP_TIMEOUT_S; /* slowloris: no holding a header buffer */
 	info.max_http_header_data = 8192;
 	info.max_http_header_pool = 256; /* requests having their headers read at once */
 	idle.secs_since_valid_ping = (uint16_t)cfg.ping_s;

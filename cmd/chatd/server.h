@@ -13,6 +13,9 @@
 #include "url.h"
 
 #define CHATD_MAX_QUEUE 4096 /* messages queued for one subscriber before it is cut off */
+/* Seconds a request's headers have to arrive, and then its body (lws times the headers
+ * and a silent body; http.c a body that keeps trickling) */
+#define HTTP_TIMEOUT_S 10
 /* lws keeps a receive buffer of this size in every WebSocket connection: small, since
  * most connections only subscribe; larger messages arrive in pieces ws.c joins. */
 #define WS_RX_BUFFER 512
