@@ -47,7 +47,7 @@ LIB_A    := $(BUILD)/libchat.a
 chatd_SRC       := $(wildcard cmd/chatd/*.c)
 chatd_OBJ       := $(chatd_SRC:%.c=$(BUILD)/%.o) $(BUILD)/page.o
 # chatd's uv_poll_start (cmd/chatd/uvpoll.c) must be seen by lws' dlopened libuv plugin
-chatd_LIBS      := -Wl,--export-dynamic-symbol=uv_poll_start $(LIBS_libwebsockets) $(LIBS_hiredis) $(LIBS_libcjson) $(LIBS_libuv) $(LIBS_libcrypto)
+chatd_LIBS      := -Wl,--export-dynamic-symbol=uv_poll_start -Wl,--export-dynamic-symbol=_lws_log $(LIBS_libwebsockets) $(LIBS_hiredis) $(LIBS_libcjson) $(LIBS_libuv) $(LIBS_libcrypto)
 chat-post_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/chat-post/*.c))
 chat-post_LIBS  := $(LIBS_libcurl) $(LIBS_libcjson)
 chat-listen_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/chat-listen/*.c))

@@ -586,7 +586,7 @@ int main(int argc, char **argv)
 	if (cfg.use_redis && !cfg.store.sentinels && resolve_redis_host(&cfg.redis))
 		return EX_UNAVAILABLE;
 
-	lws_set_log_level(getenv("CHATD_LWS_DEBUG") ? 0xfff : verbosity >= LOGL_DEBUG ? LLL_ERR | LLL_WARN : LLL_ERR, lws_log_line);
+	lwslog_set_level(getenv("CHATD_LWS_DEBUG") ? 0xfff : verbosity >= LOGL_DEBUG ? LLL_ERR | LLL_WARN : LLL_ERR, lws_log_line);
 	srv.flush_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (srv.flush_tfd < 0) {
 		log_error("chatd", "cannot create a timer: %s", strerror(errno));

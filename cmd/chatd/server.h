@@ -104,6 +104,9 @@ size_t ws_sess_size(void);
 /* Close every WebSocket with 1001 "server shutting down". */
 void ws_close_all(struct server *srv);
 
+/* lwslog.c: lws_set_log_level, and the levels its log calls check first */
+void lwslog_set_level(int level, void (*emit)(int level, const char *line));
+
 /* A new connection's socket: 0 to serve it, -1 when a cap is reached (close it). The
  * next wsi created is its wsi: limits_conn_bind counts it. */
 int limits_conn_open(struct server *srv, int fd);
