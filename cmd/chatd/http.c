@@ -16,6 +16,7 @@
 #include "chan.h"
 #include "cli.h"
 #include "envelope.h"
+#include "fmt.h"
 #include "hub.h"
 #include "log.h"
 #include "server.h"
@@ -167,6 +168,30 @@ static struct lws *http_wait_end(struct http_wait *w)
 	return wsi;
 }
 
+#define PUT(p, lit) (memcpy(p, lit, sizeof lit - 1), (p) + sizeof lit - 1)
+
+/* {"ok":true,"chan":CHAN,"seq":N,"epoch":E,"ts":T} (with "duplicate":true for a repeated
+ * idempotency key) at out; returns its length. */
+static size_t http_published_text(char *out, const char *chan, const struct broker_pos *pos)
+{
+	size_t n = strlen(chan), e = strlen(pos->epoch);
+	char *p = PUT(out, "{\"ok\":true,\"chan\":\"");
+
+	memcpy(p, chan, n);
+	p = PUT(p + n, "\",\"seq\":");
+	p += fmt_u64(p, pos->seq);
+	p = PUT(p, ",\"epoch\":\"");
+	memcpy(p, pos->epoch, e);
+	p = PUT(p + e, "\",\"ts\":");
+	p += fmt_i64(p, pos->ts);
+	if (pos->duplicate)
+		p = PUT(p, ",\"duplicate\":true");
+	*p++ = '}';
+	return (size_t)(p - out);
+}
+
+#undef PUT
+
 static void http_on_published(void *arg, const char *err, const struct broker_pos *pos)
 {
 	struct http_req *r = ((struct http_wait *)arg)->req;
@@ -189,14 +214,10 @@ static void http_on_published(void *arg, const char *err, const struct broker_po
 		cJSON_AddNumberToObject(o, "ts", (double)pos->ts);
 		http_answer_json(wsi, r, 422, o);
 	} else {
-		/* the common answer, without building a JSON tree: chan and epoch need no
-		 * escaping (channel names and epochs are plain ASCII) */
-		char text[CHAN_MAX + 160];
-		int n = snprintf(text, sizeof text,
-				 "{\"ok\":true,\"chan\":\"%s\",\"seq\":%llu,\"epoch\":\"%s\",\"ts\":%lld%s}",
-				 r->chan, (unsigned long long)pos->seq, pos->epoch,
-				 (long long)pos->ts, pos->duplicate ? ",\"duplicate\":true" : "");
-		size_t len = (size_t)n < sizeof text ? (size_t)n : 0;
+		/* the common answer, without building a JSON tree or calling snprintf (fmt.h):
+		 * chan and epoch need no escaping (channel names and epochs are plain ASCII) */
+		char text[CHAN_MAX + sizeof pos->epoch + 2 * FMT_INT_MAX + 80];
+		size_t len = http_published_text(text, r->chan, pos);
 
 		if (r->in_publish) {
 			/* the broker answered at once (memory), inside lws's body callback:
@@ -221,7 +242,7 @@ static int http_authorize(struct lws *wsi, struct http_req *r, int publish, cons
 
 	if (!rc) {
 		if (sender)
-			snprintf(sender, ENV_SENDER_MAX + 1, "%s", g.name);
+			fmt_str(sender, ENV_SENDER_MAX + 1, g.name);
 		auth_grant_free(&g);
 		return 0;
 	}

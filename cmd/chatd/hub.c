@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "chan.h"
+#include "fmt.h"
 #include "log.h"
 #include "server.h"
 
@@ -149,7 +150,7 @@ static void hub_note_pos(struct hub_chan *c, uint64_t seq, const char *epoch)
 		return;
 	c->known = 1;
 	c->seq = seq;
-	snprintf(c->epoch, sizeof c->epoch, "%s", epoch);
+	fmt_str(c->epoch, sizeof c->epoch, epoch);
 }
 
 struct hub_probe {
