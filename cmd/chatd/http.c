@@ -22,6 +22,7 @@
 #include "server.h"
 #include "sess.h"
 #include "utf8.h"
+#include "uvpoll.h"
 
 extern const unsigned char chatd_page[];
 extern const unsigned long chatd_page_len;
@@ -125,7 +126,14 @@ static void http_answer_now(struct lws *wsi, struct http_req *r, int status, con
 		close = 1;
 	}
 	http_req_reset(r);
-	if (close || lws_http_transaction_completed(wsi))
+	if (!close) {
+		/* lws asks for POLLOUT here, to learn that the socket it was just given an
+		 * answer for can be written: owed, not asked of the kernel (uvpoll.c) */
+		uvpoll_owe_begin();
+		close = lws_http_transaction_completed(wsi);
+		uvpoll_owe_end();
+	}
+	if (close)
 		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "sentinel.h"
 #include "server.h"
+#include "uvpoll.h"
 
 #define SHUTDOWN_GRACE_MS 1500
 
@@ -594,6 +595,10 @@ int main(int argc, char **argv)
 	}
 	uv_loop_init(&loop);
 	srv.loop = &loop;
+	/* Not with TLS: there a write that finds the socket full must be repeated as it was,
+	 * so lws learns writability from the kernel alone. */
+	if (!cfg.tls)
+		uvpoll_init(&loop);
 	srv.broker = cfg.use_redis ? broker_redis_new(&loop, &cfg.redis, &cfg.store, &broker_events, &srv)
 				   : broker_memory_new(&cfg.store, &broker_events, &srv);
 	if (!srv.broker) {
@@ -631,6 +636,7 @@ int main(int argc, char **argv)
 	if (!srv.ctx) {
 		log_error("chatd", "cannot start the server on %s (see the lws error above)", cfg.listen);
 		broker_free(srv.broker);
+		uvpoll_close();
 		uv_run(&loop, UV_RUN_DEFAULT);
 		uv_loop_close(&loop);
 		return EX_UNAVAILABLE;
@@ -673,7 +679,8 @@ int main(int argc, char **argv)
 		lws_context_destroy(srv.dying_ctx);
 	hub_free(&srv);
 	limits_free(&srv);
-	uv_run(&loop, UV_RUN_NOWAIT); /* its timer's close */
+	uvpoll_close();
+	uv_run(&loop, UV_RUN_NOWAIT); /* its timer's close, and uvpoll's handles' */
 	close(srv.flush_tfd); /* its poll handle was closed with the others */
 	if (uv_loop_close(&loop))
 		log_debug("chatd", "event loop closed with handles still open");
