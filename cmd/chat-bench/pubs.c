@@ -32,6 +32,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "fmt.h"
 #include "url.h"
 
 static int pub_init(struct bench *b, struct pub *p, uint32_t idx)
@@ -251,7 +252,9 @@ static void pub_start(struct pub *p, uint64_t id, int64_t due_ns)
 	blen = p->pre_len + payload_write(p->body + p->pre_len, b->tag, &m, b->o.size);
 	memcpy(p->body + blen, b->t.body_post, p->post_len);
 	blen += p->post_len;
-	len = b->req_head_len + (size_t)sprintf(p->req + b->req_head_len, "%zu\r\n\r\n", blen);
+	len = b->req_head_len + fmt_u64(p->req + b->req_head_len, blen);
+	memcpy(p->req + len, "\r\n\r\n", 4);
+	len += 4;
 	memcpy(p->req + len, p->body, blen);
 	p->req_len = len + blen;
 	p->id = id;
@@ -274,19 +277,43 @@ static void pub_answered(struct pub *p)
 	pub_done(p, p->status, NULL);
 }
 
+/* The "\r\n\r\n" that ends an HTTP head, or NULL (memmem cost 600 instructions a
+ * post, a tenth of the meter's own). */
+static const char *head_end(const char *s, size_t len)
+{
+	const char *p = s, *end = s + len;
+
+	while (end - p >= 4 && (p = memchr(p + 3, '\n', (size_t)(end - p - 3)))) {
+		if (p[-1] == '\r' && p[-2] == '\n' && p[-3] == '\r')
+			return p - 3;
+		p -= 2; /* the next try starts one byte further on */
+	}
+	return NULL;
+}
+
+/* The status code: 3 digits, as sscanf("%3ld") read them (1 digit at least) */
+static int status_code(const char *s, long *out)
+{
+	long v = 0;
+	int n = 0;
+
+	while (n < 3 && s[n] >= '0' && s[n] <= '9')
+		v = v * 10 + (s[n++] - '0');
+	*out = v;
+	return n > 0;
+}
+
 /* Is the answer complete? Parses the head once it is all there. 1: yes, 0: not yet, -1:
  * not HTTP. Bodies come with Content-Length, chunked, or up to the close. */
 static int pub_parse(struct pub *p)
 {
 	if (!p->head) {
-		char *e = memmem(p->in, p->in_len, "\r\n\r\n", 4);
-		const char *v;
+		const char *e = head_end(p->in, p->in_len), *v;
 
 		if (!e)
 			return 0;
 		p->head = (size_t)(e - p->in) + 4;
-		if (p->in_len < 12 || memcmp(p->in, "HTTP/1.", 7) ||
-		    sscanf(p->in + 9, "%3ld", &p->status) != 1)
+		if (p->in_len < 12 || memcmp(p->in, "HTTP/1.", 7) || !status_code(p->in + 9, &p->status))
 			return -1;
 		if ((v = head_value(p->in, p->in + p->head, "Connection")) && !strncasecmp(v, "close", 5))
 			p->keep = 0;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "fmt.h"
 #include "url.h"
 
 #define CHATD_BODY "{\"chan\":\"{chan}\",\"msg\":\"{payload}\"}"
@@ -141,9 +142,17 @@ void payload_tag(char tag[PAYLOAD_TAG_LEN + 1], uint32_t run)
 
 size_t payload_write(char *buf, const char *tag, const struct payload *p, size_t size)
 {
-	int n = snprintf(buf, PAYLOAD_HEADER_MAX + 1, "%s%" PRIu64 ":%" PRIu32 ":%" PRId64 ":",
-			 tag, p->id, p->pub, p->sent_ns);
-	size_t len = n > 0 ? (size_t)n : 0;
+	/* by hand (fmt.h): snprintf was 30% of the meter's own instructions per post */
+	size_t len = PAYLOAD_TAG_LEN;
+
+	memcpy(buf, tag, PAYLOAD_TAG_LEN);
+	len += fmt_u64(buf + len, p->id);
+	buf[len++] = ':';
+	len += fmt_u64(buf + len, p->pub);
+	buf[len++] = ':';
+	len += fmt_i64(buf + len, p->sent_ns);
+	buf[len++] = ':';
+	buf[len] = '\0';
 
 	if (len < size) {
 		memset(buf + len, 'x', size - len);
