@@ -116,6 +116,7 @@ struct pubreq {
 	struct broker_pos pos;
 	/* the script's arguments for this message, until its batch is sent */
 	char ts[24];
+	int64_t ts_ms;           /* the same */
 	char kidx[8];            /* its idempotency key's index in KEYS, or "0" */
 	char *key;               /* the key's name, or NULL */
 	char *sender;            /* the envelope's sender member, or "" */
@@ -476,13 +477,16 @@ static void rconn_connect(struct rconn *c)
  * nothing.
  * KEYS: meta hash, history stream, then the batch's idempotency keys. ARGV: chan, history
  * count, ttl ms, key window ms, then for each message: ts, msg, the sender member
- * (,"sender":"NAME" or ""), its key's index in KEYS (0: none). Returns {seq, epoch, ts,
- * flag} for each message, one flat array. */
+ * (,"sender":"NAME" or ""), its key's index in KEYS (0: none). Returns {EPOCH, then for
+ * each message its seq} when the message was published in EPOCH with the ts chatd gave,
+ * else {seq, epoch, ts, flag} (a repeat, 1 or 2; or refused, 3, with the error in place of
+ * the epoch). EPOCH is "" when no message made or found one. One integer a message
+ * rather than four: each reply element is an object hiredis allocates and frees. */
 static const char publish_lua[] =
 	"local chan, n, ttl, win = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]\n"
 	"local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq')\n"
 	"local e, s = m[1], tonumber(m[2]) or 0\n"
-	"local s0, out, ts = s, {}, nil\n"
+	"local s0, out, o, ts = s, {''}, 1, nil\n"
 	"for i = 5, #ARGV, 4 do\n"
 	"  local msg, ki, h, dup = ARGV[i + 1], tonumber(ARGV[i + 3]), nil, nil\n"
 	"  if ki > 0 then\n"
@@ -494,7 +498,8 @@ static const char publish_lua[] =
 	"    end\n"
 	"  end\n"
 	"  if dup then\n"
-	"    for j = 1, 4 do out[#out + 1] = dup[j] end\n"
+	"    o = o + 1\n"
+	"    out[o] = dup\n"
 	"  else\n"
 	"    if not e then\n"
 	"      local t = redis.call('TIME')\n"
@@ -510,10 +515,8 @@ static const char publish_lua[] =
 	"    local x = n > 0 and redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', n, ss .. '-0',\n"
 	"      'e', env, 't', ts)\n"
 	"    if type(x) == 'table' and x.err then\n"
-	"      out[#out + 1] = s\n"
-	"      out[#out + 1] = x.err\n"
-	"      out[#out + 1] = tonumber(ts)\n"
-	"      out[#out + 1] = 3\n"
+	"      o = o + 1\n"
+	"      out[o] = {s, x.err, tonumber(ts), 3}\n"
 	"      h = nil\n"
 	"      env = nil\n"
 	"    end\n"
@@ -522,10 +525,8 @@ static const char publish_lua[] =
 	"    end\n"
 	"    if env then\n"
 	"      redis.call('PUBLISH', chan, env)\n"
-	"      out[#out + 1] = s\n"
-	"      out[#out + 1] = e\n"
-	"      out[#out + 1] = tonumber(ts)\n"
-	"      out[#out + 1] = 0\n"
+	"      o = o + 1\n"
+	"      out[o] = s\n"
 	"    end\n"
 	"  end\n"
 	"end\n"
@@ -544,6 +545,7 @@ static const char publish_lua[] =
 	"  end\n"
 	"  redis.call('PEXPIRE', KEYS[1], 2592000000)\n"
 	"end\n"
+	"out[1] = e or ''\n"
 	"return out\n";
 
 /* Stored messages after a seq. KEYS: meta, stream. ARGV: since, limit, cutoff ms (0:
@@ -609,9 +611,23 @@ static void pubreq_settle(struct pubreq *req, const char *err)
 		pubreq_finish(req);
 }
 
-/* The script's answer for one publish: {seq, epoch, ts, flag} at el. */
-static void pubreq_answered(struct pubreq *req, redisReply **el)
+/* The script's answer for one publish: its seq, published in epoch with the ts it was
+ * given; or {seq, epoch, ts, flag}. */
+static void pubreq_answered(struct pubreq *req, const redisReply *r, const char *epoch)
 {
+	redisReply **el = r->element;
+
+	if (r->type == REDIS_REPLY_INTEGER && epoch[0]) {
+		req->pos.seq = (uint64_t)r->integer;
+		fmt_str(req->pos.epoch, sizeof req->pos.epoch, epoch);
+		req->pos.ts = req->ts_ms;
+		req->pos.duplicate = 0;
+		return;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+		pubreq_fail(req, "unexpected answer from redis to the publish script");
+		return;
+	}
 	if (el[0]->type != REDIS_REPLY_INTEGER || el[1]->type != REDIS_REPLY_STRING ||
 	    el[2]->type != REDIS_REPLY_INTEGER || el[3]->type != REDIS_REPLY_INTEGER) {
 		pubreq_fail(req, "unexpected answer from redis to the publish script");
@@ -664,11 +680,12 @@ static void on_published(redisAsyncContext *ac, void *r, void *priv)
 			snprintf(pb->reqs[i]->errbuf, sizeof pb->reqs[i]->errbuf, "%s", reply->str);
 			pubreq_fail(pb->reqs[i], pb->reqs[i]->errbuf);
 		}
-	} else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 * pb->n) {
+	} else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != pb->n + 1 ||
+		   reply->element[0]->type != REDIS_REPLY_STRING) {
 		err = "unexpected answer from redis to the publish script";
 	} else {
 		for (size_t i = 0; i < pb->n; i++)
-			pubreq_answered(pb->reqs[i], reply->element + 4 * i);
+			pubreq_answered(pb->reqs[i], reply->element[i + 1], reply->element[0]->str);
 	}
 	for (size_t i = 0; i < pb->n; i++)
 		pubreq_settle(pb->reqs[i], err);
@@ -912,6 +929,7 @@ static void rb_publish(struct broker *b, const struct env_pub *pub, int64_t ts,
 	req->conn = &rb->cmd;
 	req->replies = rb->cfg.replicas ? 2 : 1;
 	fmt_i64(req->ts, ts);
+	req->ts_ms = ts;
 	req->sender = req->buf + klen;
 	memcpy(req->sender, sender, slen + 1);
 	req->msg = req->sender + slen + 1;
