@@ -5,6 +5,13 @@
 #include "fmt.h"
 #include "tap.h"
 
+/* got, n bytes long by the function's count, is want */
+static void same(const char *fn, const char *got, size_t n, const char *want)
+{
+	tap_ok(!strcmp(got, want) && n == strlen(want), "%s(%s) is \"%s\" (%zu bytes)", fn, want,
+	       got, n);
+}
+
 int main(void)
 {
 	static const uint64_t u[] = { 0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1234567890,
@@ -18,22 +25,14 @@ int main(void)
 	char got[FMT_INT_MAX + 8], want[FMT_INT_MAX + 8];
 
 	for (size_t i = 0; i < TAP_ARRAY_LEN(u); i++) {
-		size_t n;
-
-		memset(got, 'x', sizeof got);
-		n = fmt_u64(got, u[i]);
 		snprintf(want, sizeof want, "%" PRIu64, u[i]);
-		tap_ok(!strcmp(got, want) && n == strlen(want), "fmt_u64(%s) is \"%s\" (%zu bytes)",
-		       want, got, n);
+		memset(got, 'x', sizeof got);
+		same("fmt_u64", got, fmt_u64(got, u[i]), want);
 	}
 	for (size_t i = 0; i < TAP_ARRAY_LEN(s); i++) {
-		size_t n;
-
-		memset(got, 'x', sizeof got);
-		n = fmt_i64(got, s[i]);
 		snprintf(want, sizeof want, "%" PRId64, s[i]);
-		tap_ok(!strcmp(got, want) && n == strlen(want), "fmt_i64(%s) is \"%s\" (%zu bytes)",
-		       want, got, n);
+		memset(got, 'x', sizeof got);
+		same("fmt_i64", got, fmt_i64(got, s[i]), want);
 	}
 	/* every cut a snprintf "%s" would make, from nothing to room to spare */
 	for (size_t i = 0; i < TAP_ARRAY_LEN(strs); i++) {
