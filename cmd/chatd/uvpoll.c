@@ -165,9 +165,21 @@ static int modify(uv_poll_t *h, uv_os_fd_t fd, int events)
 	return 1;
 }
 
+/* libuv's own uv_poll_start */
+static int libuv_poll_start(uv_poll_t *h, int events, uv_poll_cb cb)
+{
+	static int (*fn)(uv_poll_t *, int, uv_poll_cb);
+
+	if (!fn) {
+		*(void **)&fn = dlsym(RTLD_NEXT, "uv_poll_start");
+		if (!fn)
+			abort(); /* linked against libuv, so it is there */
+	}
+	return fn(h, events, cb);
+}
+
 int uv_poll_start(uv_poll_t *h, int events, uv_poll_cb cb)
 {
-	static int (*libuv_poll_start)(uv_poll_t *, int, uv_poll_cb);
 	uv_os_fd_t fd = -1;
 	int rc;
 
@@ -179,11 +191,6 @@ int uv_poll_start(uv_poll_t *h, int events, uv_poll_cb cb)
 			slots[fd].events = events;
 			return 0;
 		}
-	}
-	if (!libuv_poll_start) {
-		*(void **)&libuv_poll_start = dlsym(RTLD_NEXT, "uv_poll_start");
-		if (!libuv_poll_start)
-			abort(); /* linked against libuv, so it is there */
 	}
 	rc = libuv_poll_start(h, events, cb);
 	if (!rc && fd >= 0)
@@ -220,6 +227,17 @@ static void on_check(uv_check_t *c)
 		syn.delivering = fd;
 		h->poll_cb(h, 0, UV_WRITABLE);
 		syn.delivering = -1;
+		/* Still wanting POLLOUT after the event (lws did not turn it off, or asked for
+		 * it again with the events it had): the kernel's turn, or nobody would ever
+		 * report the socket writable. (slots may have moved meanwhile.) */
+		s = &slots[fd];
+		if (s->handle == h && uv_is_active((uv_handle_t *)h) &&
+		    !uv_is_closing((uv_handle_t *)h) && (s->events & UV_WRITABLE) &&
+		    !(h->io_watcher.pevents & POLLOUT)) {
+			s->kernel_only = 1;
+			if (!modify(h, fd, s->events))
+				libuv_poll_start(h, s->events, h->poll_cb);
+		}
 	}
 	syn.nowed = 0;
 }
