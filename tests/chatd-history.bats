@@ -130,6 +130,11 @@ seqs() {
 	local n
 	n=$(redis-cli -p "$REDIS_PORT" xlen 'chatd:{t}:h')
 	[ "$n" -ge 3 ] && [ "$n" -le 103 ]
+	# the history lives --history-ttl after the last message, the numbering 30 days
+	n=$(redis-cli -p "$REDIS_PORT" pttl 'chatd:{t}:h')
+	[ "$n" -gt 0 ] && [ "$n" -le 1000 ]
+	n=$(redis-cli -p "$REDIS_PORT" pttl 'chatd:{t}:m')
+	[ "$n" -gt 2591000000 ] && [ "$n" -le 2592000000 ]
 	sleep 1.2 # let the stored messages pass the 1 s age limit
 	run curl -s "$CHATD_URL/history/t"
 	[ "$(seqs "$output")" = "" ]
